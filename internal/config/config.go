@@ -1,0 +1,98 @@
+// Package config defines drover's configuration and loads it from a YAML file, DROVER_* environment
+// variables and command-line flags, in that order of precedence (flags win).
+//
+// It owns parsing and validation only. Other packages receive the typed sections they need
+// (Database, Slurm, Hypervisor…); none of them reads viper or the environment.
+package config
+
+import "time"
+
+// DefaultPath is where drover looks for its config file when --config is not given.
+const DefaultPath = "/etc/drover/drover.yaml"
+
+// Config is the whole of drover's configuration. The mapstructure tags are the YAML keys; the
+// environment variable for a key is DROVER_ + the dotted path upper-cased with dots as
+// underscores (database.url → DROVER_DATABASE_URL).
+type Config struct {
+	Log         Log          `mapstructure:"log"`
+	Database    Database     `mapstructure:"database"`
+	Slurm       Slurm        `mapstructure:"slurm"`
+	Libvirt     Libvirt      `mapstructure:"libvirt"`
+	Hypervisors []Hypervisor `mapstructure:"hypervisors"`
+	Testbed     Testbed      `mapstructure:"testbed"`
+}
+
+// Log configures zerolog.
+type Log struct {
+	Level  string `mapstructure:"level"`  // trace, debug, info, warn, error
+	Format string `mapstructure:"format"` // console or json
+}
+
+// Database is the PostgreSQL connection. The password belongs in URL, PasswordFile or PGPASSWORD;
+// it is never logged.
+type Database struct {
+	URL            string        `mapstructure:"url"`
+	PasswordFile   string        `mapstructure:"password_file"`
+	MaxConns       int           `mapstructure:"max_conns"`
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+}
+
+// Slurm is how drover talks to Slurm: slurmrestd for reads and job control, scontrol for node
+// updates (the 22.05 REST API cannot update nodes).
+type Slurm struct {
+	RestURL    string        `mapstructure:"rest_url"`
+	APIVersion string        `mapstructure:"api_version"` // v0.0.38
+	User       string        `mapstructure:"user"`        // X-SLURM-USER-NAME
+	Token      string        `mapstructure:"token"`       // JWT; prefer TokenFile or DROVER_SLURM_TOKEN
+	TokenFile  string        `mapstructure:"token_file"`
+	Conf       string        `mapstructure:"conf"`     // SLURM_CONF for scontrol
+	Scontrol   string        `mapstructure:"scontrol"` // path of the scontrol binary
+	Timeout    time.Duration `mapstructure:"timeout"`
+}
+
+// Libvirt holds settings shared by every hypervisor.
+type Libvirt struct {
+	DomainType     string        `mapstructure:"domain_type"` // qemu (TCG) or kvm
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+}
+
+// Hypervisor is one libvirt host drover may place VMs on, with its BMC.
+type Hypervisor struct {
+	Name         string `mapstructure:"name"`
+	URI          string `mapstructure:"uri"`           // qemu+tcp://198.18.0.2/system
+	MigrationURI string `mapstructure:"migration_uri"` // tcp://198.18.0.2
+	BMC          BMC    `mapstructure:"bmc"`
+}
+
+// BMC is a hypervisor's baseboard management controller, reached over IPMI.
+type BMC struct {
+	Host         string        `mapstructure:"host"`
+	Port         int           `mapstructure:"port"`
+	Username     string        `mapstructure:"username"`
+	Password     string        `mapstructure:"password"` // prefer PasswordFile
+	PasswordFile string        `mapstructure:"password_file"`
+	CipherSuite  int           `mapstructure:"cipher_suite"`
+	Interface    string        `mapstructure:"interface"` // lanplus (default), lan, open (in-band /dev/ipmi0)
+	Timeout      time.Duration `mapstructure:"timeout"`
+}
+
+// Testbed describes the local testbed (scripts/testbed); empty on production hosts.
+type Testbed struct {
+	Dir   string `mapstructure:"dir"`
+	Netns string `mapstructure:"netns"`
+}
+
+// Defaults returns the configuration used for every key the file, environment and flags leave unset.
+func Defaults() Config {
+	return Config{
+		Log:      Log{Level: "info", Format: "console"},
+		Database: Database{MaxConns: 8, ConnectTimeout: 5 * time.Second},
+		Slurm: Slurm{
+			APIVersion: "v0.0.38",
+			User:       "root",
+			Scontrol:   "scontrol",
+			Timeout:    10 * time.Second,
+		},
+		Libvirt: Libvirt{DomainType: "qemu", ConnectTimeout: 5 * time.Second},
+	}
+}
