@@ -141,7 +141,8 @@ slurm_munged_up() {
 
 slurm_ctld_ok() { slurm_cmd scontrol ping 2>/dev/null | grep -q 'is UP'; }
 
-slurm_ctld_up() {
+# slurm_ctld_start CONF_CHANGED: start slurmctld unless it runs; reconfigure it when slurm.conf changed.
+slurm_ctld_start() {
   local conf_changed=$1
   if ! tb_alive "$TB_SLURMCTLD_PID"; then
     tb_port_free "$TB_SLURMCTLD_PORT" ||
@@ -158,7 +159,6 @@ slurm_ctld_up() {
     tb_log "slurm: slurm.conf changed; reconfiguring the running slurmctld"
     slurm_cmd scontrol reconfigure >/dev/null 2>&1 || tb_log "slurm: scontrol reconfigure failed"
   fi
-  slurm_wait 30 slurm_ctld_ok || { tb_log "slurm: slurmctld not up (see $TB_SLURM_LOG/slurmctld.log)"; return 1; }
 }
 
 # slurm_nodes_ok: every nX answers (idle, allocated, mixed, or drained by someone on purpose).
@@ -169,7 +169,9 @@ slurm_nodes_ok() {
   [ "$ready" -ge "$TB_SLURM_NODES" ]
 }
 
-slurm_slurmd_up() {
+# slurm_slurmd_start: one slurmd per node that has none running. slurmd keeps trying to register
+# until slurmctld answers, so this need not wait for slurmctld.
+slurm_slurmd_start() {
   local n
   for n in $(slurm_node_names); do
     tb_alive "$TB_SLURM_RUN/slurmd-$n.pid" && continue
@@ -177,11 +179,6 @@ slurm_slurmd_up() {
     slurm_cmd slurmd -f "$TB_SLURM_CONF" -N "$n" ||
       { tb_log "slurm: slurmd $n failed (see $TB_SLURM_LOG/slurmd-$n.log)"; return 1; }
   done
-  slurm_wait 30 slurm_nodes_ok || {
-    slurm_cmd sinfo -N >&2 || true
-    tb_log "slurm: not every slurmd registered (see $TB_SLURM_LOG/slurmd-*.log)"
-    return 1
-  }
 }
 
 # slurm_token_write: a fresh root token in $TB_SLURM_TOKEN_FILE, replaced atomically, mode 600.
@@ -204,20 +201,21 @@ slurm_rest_ok() {
   [ "$code" = 200 ]
 }
 
-slurm_restd_up() {
+# slurm_restd_start: start slurmrestd unless it runs. It writes no pid file: it runs in its own
+# session (setsid execs in place, since a background subshell of a non-interactive shell is no
+# process-group leader) and $! is recorded; slurm_restd_check confirms that pid is slurmrestd.
+slurm_restd_start() {
+  tb_alive "$TB_SLURMRESTD_PID" && return 0
+  tb_port_free "$TB_SLURMRESTD_PORT" ||
+    { tb_log "slurm: port $TB_SLURMRESTD_PORT is taken by another process"; return 1; }
+  (cd / && SLURM_JWT=daemon SLURM_CONF="$TB_SLURM_CONF" exec setsid slurmrestd -f "$TB_SLURM_CONF" \
+    -a rest_auth/jwt -s openapi/v0.0.38 -u "$TB_SLURM_REST_USER" "127.0.0.1:$TB_SLURMRESTD_PORT" \
+    </dev/null >>"$TB_SLURM_LOG/slurmrestd.log" 2>&1) &
+  echo $! >"$TB_SLURMRESTD_PID"
+}
+
+slurm_restd_check() {
   local pid
-  if ! tb_alive "$TB_SLURMRESTD_PID"; then
-    tb_port_free "$TB_SLURMRESTD_PORT" ||
-      { tb_log "slurm: port $TB_SLURMRESTD_PORT is taken by another process"; return 1; }
-    # slurmrestd writes no pid file: start it in its own session (setsid execs in place because a
-    # background subshell of a non-interactive shell is no process-group leader) and record $!.
-    (cd / && SLURM_JWT=daemon SLURM_CONF="$TB_SLURM_CONF" exec setsid slurmrestd -f "$TB_SLURM_CONF" \
-      -a rest_auth/jwt -s openapi/v0.0.38 -u "$TB_SLURM_REST_USER" "127.0.0.1:$TB_SLURMRESTD_PORT" \
-      </dev/null >>"$TB_SLURM_LOG/slurmrestd.log" 2>&1) &
-    pid=$!
-    echo "$pid" >"$TB_SLURMRESTD_PID"
-  fi
-  slurm_wait 20 slurm_rest_ok || { tb_log "slurm: slurmrestd does not answer (see $TB_SLURM_LOG/slurmrestd.log)"; return 1; }
   pid=$(cat "$TB_SLURMRESTD_PID")
   [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = slurmrestd ] ||
     { tb_log "slurm: pid $pid in $TB_SLURMRESTD_PID is not slurmrestd"; return 1; }
@@ -259,11 +257,24 @@ slurm_up() {
   fi
   chmod 644 "$TB_SLURM_CONF"
 
-  t=$(tb_now); slurm_munged_up || return 1; tb_log "slurm: munged ready in $(tb_since "$t")s"
-  t=$(tb_now); slurm_ctld_up "$conf_changed" || return 1; tb_log "slurm: slurmctld ready in $(tb_since "$t")s"
-  t=$(tb_now); slurm_slurmd_up || return 1; tb_log "slurm: slurmd x$TB_SLURM_NODES ready in $(tb_since "$t")s"
-  t=$(tb_now); slurm_token_write || return 1
-  slurm_restd_up || return 1; tb_log "slurm: slurmrestd ready in $(tb_since "$t")s (http://127.0.0.1:$TB_SLURMRESTD_PORT)"
+  # start everything, then wait: slurmd and slurmrestd do not need slurmctld to be up to start
+  t=$(tb_now)
+  slurm_munged_up || return 1
+  slurm_ctld_start "$conf_changed" || return 1
+  slurm_slurmd_start || return 1
+  slurm_restd_start || return 1
+  slurm_wait 30 slurm_ctld_ok || { tb_log "slurm: slurmctld not up (see $TB_SLURM_LOG/slurmctld.log)"; return 1; }
+  tb_log "slurm: munged, slurmctld up after $(tb_since "$t")s"
+  slurm_token_write || return 1
+  slurm_wait 30 slurm_nodes_ok || {
+    slurm_cmd sinfo -N >&2 || true
+    tb_log "slurm: not every slurmd registered (see $TB_SLURM_LOG/slurmd-*.log)"
+    return 1
+  }
+  tb_log "slurm: slurmd n1..n$TB_SLURM_NODES registered after $(tb_since "$t")s"
+  slurm_wait 20 slurm_rest_ok || { tb_log "slurm: slurmrestd does not answer (see $TB_SLURM_LOG/slurmrestd.log)"; return 1; }
+  slurm_restd_check || return 1
+  tb_log "slurm: slurmrestd answers after $(tb_since "$t")s (http://127.0.0.1:$TB_SLURMRESTD_PORT)"
 }
 
 # slurm_cancel_jobs: cancel every job and wait (bounded) until none is running or completing, so
