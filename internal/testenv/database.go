@@ -1,0 +1,75 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/drover-hpc/drover/internal/config"
+	"github.com/drover-hpc/drover/internal/db"
+)
+
+// DatabaseConfig is the database tests use: TEST_DATABASE_URL when set, else the testbed's.
+func DatabaseConfig(t testing.TB) config.Database {
+	t.Helper()
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		d := config.Defaults().Database
+		d.URL = u
+		return d
+	}
+	return Config(t).Database
+}
+
+// Schema creates a schema of its own for this test and returns its name and a pool whose
+// search_path is that schema, so everything the test creates stays apart from other tests.
+// The schema is dropped when the test ends.
+func Schema(t testing.TB) (string, *pgxpool.Pool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pc, err := db.PoolConfig(DatabaseConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "test_" + hex.EncodeToString(b[:])
+
+	admin, err := pgx.ConnectConfig(ctx, pc.ConnConfig.Copy())
+	if err != nil {
+		if Required() {
+			t.Fatalf("database %s: %v", db.Describe(pc), err)
+		}
+		t.Skipf("no database (%v): run scripts/testbed up pg or set TEST_DATABASE_URL", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatalf("create schema %s: %v", schema, err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = schema
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.ConnectConfig(ctx, pc.ConnConfig.Copy())
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return schema, pool
+}
