@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drover-hpc/drover/internal/db"
+	"github.com/drover-hpc/drover/sql/migrations"
+)
+
+func (a *app) dbCommand() *cobra.Command {
+	c := &cobra.Command{Use: "db", Short: "Manage drover's PostgreSQL schema"}
+	var down int
+	migrate := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply pending schema migrations (or revert the newest N with --down N)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, closeDB, err := a.migrator(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			if cmd.Flags().Changed("down") {
+				did, err := m.Down(cmd.Context(), down)
+				if err != nil {
+					return err
+				}
+				for _, mig := range did {
+					fmt.Fprintf(a.stdout, "reverted %03d_%s\n", mig.Version, mig.Name)
+				}
+				if len(did) == 0 {
+					fmt.Fprintln(a.stdout, "nothing to revert")
+				}
+				return nil
+			}
+			did, err := m.Up(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, mig := range did {
+				fmt.Fprintf(a.stdout, "applied %03d_%s\n", mig.Version, mig.Name)
+			}
+			if len(did) == 0 {
+				fmt.Fprintln(a.stdout, "schema is up to date")
+			}
+			return nil
+		},
+	}
+	migrate.Flags().IntVar(&down, "down", 0, "revert the N most recently applied migrations")
+
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "List schema migrations and whether each is applied",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, closeDB, err := a.migrator(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			st, err := m.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tNAME\tSTATE\tAPPLIED AT")
+			for _, s := range st {
+				state, at := "pending", ""
+				if s.Applied {
+					state, at = "applied", s.AppliedAt.Local().Format(time.DateTime)
+				}
+				if s.Modified {
+					state = "applied, file changed since"
+				}
+				fmt.Fprintf(tw, "%03d\t%s\t%s\t%s\n", s.Version, s.Name, state, at)
+			}
+			return tw.Flush()
+		},
+	}
+	c.AddCommand(migrate, status)
+	return c
+}
+
+func (a *app) migrator(cmd *cobra.Command) (*db.Migrator, func(), error) {
+	ms, err := db.LoadMigrations(migrations.FS)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := db.Connect(cmd.Context(), a.cfg.Database)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db.NewMigrator(pool, ms), pool.Close, nil
+}
