@@ -13,6 +13,7 @@ import (
 
 	"github.com/drover-hpc/drover/internal/config"
 	"github.com/drover-hpc/drover/internal/db"
+	"github.com/drover-hpc/drover/sql/migrations"
 )
 
 // DatabaseConfig is the database tests use: TEST_DATABASE_URL when set, else the testbed's.
@@ -71,5 +72,19 @@ func Schema(t testing.TB) (string, *pgxpool.Pool) {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
+	return schema, pool
+}
+
+// MigratedSchema is Schema with drover's migrations applied.
+func MigratedSchema(t testing.TB) (string, *pgxpool.Pool) {
+	t.Helper()
+	schema, pool := Schema(t)
+	ms, err := db.LoadMigrations(migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.NewMigrator(pool, ms).Up(context.Background()); err != nil {
+		t.Fatalf("migrate %s: %v", schema, err)
+	}
 	return schema, pool
 }
