@@ -113,6 +113,7 @@ libvirt_start() {
     exec /usr/sbin/libvirtd --listen -f /etc/libvirt/libvirtd.conf -p "$3"
   ' sh "$d" "$hv" "$dpf" >>"$d/libvirtd.out" 2>&1 </dev/null &
   p=$!
+  echo "$p" >"$pf" # at once, so that `down` can stop a libvirtd that never answers
   local end=$(($(date +%s) + TB_LIBVIRT_WAIT))
   until libvirt_answers "$hv"; do
     if ! kill -0 "$p" 2>/dev/null && ! tb_alive "$dpf"; then
@@ -122,7 +123,7 @@ libvirt_start() {
     [ "$(date +%s)" -lt "$end" ] || tb_die "$hv: libvirtd (pid $p) did not answer on $(libvirt_uri "$hv") within ${TB_LIBVIRT_WAIT}s"
     sleep 0.1
   done
-  if [ -s "$dpf" ]; then cp "$dpf" "$pf"; else echo "$p" >"$pf"; fi
+  if [ -s "$dpf" ]; then cp "$dpf" "$pf"; fi # the same pid unless setsid had to fork
   tb_log "$hv: libvirtd up in $(tb_since "$t")s (pid $(cat "$pf"), $(libvirt_uri "$hv"))"
 }
 
