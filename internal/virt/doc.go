@@ -13,7 +13,9 @@
 // Errors name the hypervisor and the operation and say what to check; errors.Is matches
 // ErrNoDomain, ErrDomainExists, ErrWrongState and ErrUnreachable, as well as context errors.
 //
-// It does not migrate: live migration of VMs between hypervisors is the job of the migrate
-// package (a later issue), which will build on Conn. It does not decide anything either: placement
-// is the scheduler's, and this package only does what it is told on the hypervisor it is told.
+// It does not orchestrate migrations: deciding when and where to move a VM, running the move
+// and checking the guest afterwards is the job of the migrate package (a later issue; not to be
+// confused with sql/migrations). MigrateLive (migrate.go) is only the libvirt call that package
+// builds on. Nor does it decide anything else: placement is the scheduler's, and this package
+// only does what it is told on the hypervisor it is told.
 package virt
