@@ -163,8 +163,8 @@ func tokenHint(user string) string {
 	if user == "" {
 		user = "root"
 	}
-	return fmt.Sprintf("get a new token on the slurmctld host with `scontrol token username=%s lifespan=%d` "+
-		"and put it in slurm.token_file (or DROVER_SLURM_TOKEN)", user, hintLifespan)
+	return fmt.Sprintf("get a new token with `scontrol token username=%s lifespan=%d` and put it in "+
+		"slurm.token_file, slurm.token or DROVER_SLURM_TOKEN", user, hintLifespan)
 }
 
 // CommandError is a failed scontrol run.

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -378,9 +379,32 @@ func describeJSONError(raw []byte, err error) string {
 		if field == "" {
 			field = "(top level)"
 		}
-		return fmt.Sprintf("field %s: got JSON %s, want %s (byte %d)", field, typ.Value, typ.Type, typ.Offset)
+		return fmt.Sprintf("field %s: got JSON %s, want %s", field, typ.Value, jsonKind(typ.Type))
 	}
 	return err.Error()
+}
+
+// jsonKind names what JSON a Go type decodes from: the caller's words, not this package's types.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
+		reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return t.Kind().String()
 }
 
 // checkName refuses names that cannot be Slurm node names (and could change the URL's meaning).

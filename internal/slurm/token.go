@@ -32,10 +32,12 @@ type tokenSource struct {
 func newTokenSource(cfg config.Slurm, now func() time.Time) (*tokenSource, error) {
 	ts := &tokenSource{fixed: strings.TrimSpace(cfg.Token), file: cfg.TokenFile, user: cfg.User, now: now}
 	if ts.fixed == "" && ts.file == "" {
-		return nil, fmt.Errorf("slurm: no token: set slurm.token, slurm.token_file or DROVER_SLURM_TOKEN "+
-			"(%s): %w", tokenHint(cfg.User), ErrUnauthorized)
+		return nil, fmt.Errorf("slurm: no token configured: %s: %w", tokenHint(cfg.User), ErrUnauthorized)
 	}
-	if _, err := ts.get(); err != nil {
+	// the shape is checked now; expiry at each request (the file may be replaced meanwhile)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if err := ts.load(); err != nil {
 		return nil, err
 	}
 	return ts, nil

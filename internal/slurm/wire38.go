@@ -3,8 +3,8 @@ package slurm
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +41,8 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	}
 	x, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > math.MaxInt64 {
-		return fmt.Errorf("%s is not a number", truncate(string(b), 40))
+		// an *UnmarshalTypeError gets the field's path from encoding/json
+		return &json.UnmarshalTypeError{Value: truncate(string(b), 40), Type: reflect.TypeFor[int64]()}
 	}
 	*f = flexInt(x)
 	return nil

@@ -1,0 +1,158 @@
+package slurm
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExpandHostlist(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr string
+	}{
+		{"", nil, ""},
+		{"n1", []string{"n1"}, ""},
+		{"n[1-3]", []string{"n1", "n2", "n3"}, ""},
+		{"n[1-3],vn[1-2]", []string{"n1", "n2", "n3", "vn1", "vn2"}, ""},
+		{"n[1,3-4]", []string{"n1", "n3", "n4"}, ""},
+		// the first number's zero padding sets the width
+		{"vn[08-10]", []string{"vn08", "vn09", "vn10"}, ""},
+		{"r[1-2]n[1-2]", []string{"r1n1", "r1n2", "r2n1", "r2n2"}, ""},
+		{"n[1-2]-ib", []string{"n1-ib", "n2-ib"}, ""},
+		{"a, b", []string{"a", "b"}, ""},
+		{"n[1-3", nil, "without ']'"},
+		{"n1]", nil, "without '['"},
+		{"n[3-1]", nil, "not a range"},
+		{"n[a-b]", nil, "not a number"},
+		{"n[1-99999999]", nil, "more than"},
+	}
+	for _, tt := range tests {
+		got, err := ExpandHostlist(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ExpandHostlist(%q) error = %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("ExpandHostlist(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestFlexInt(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    flexInt
+		wantErr bool
+	}{
+		{`22`, 22, false},
+		{`"22"`, 22, false},
+		{`"05"`, 5, false},
+		{`null`, 0, false},
+		{`""`, 0, false},
+		{`1.0`, 1, false},
+		{`4294901759`, 4294901759, false},
+		{`-1`, -1, false},
+		{`"two"`, 0, true},
+		{`true`, 0, true},
+		{`[1]`, 0, true},
+	}
+	for _, tt := range tests {
+		var got flexInt
+		err := json.Unmarshal([]byte(tt.in), &got)
+		if (err != nil) != tt.wantErr || (!tt.wantErr && got != tt.want) {
+			t.Errorf("flexInt(%s) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestErrorCodeKeys(t *testing.T) {
+	// v0.0.38 spells the error number three ways depending on the endpoint
+	body := `{"errors":[{"error_code":2042,"error":"held"},{"errno":2018,"error":"node"},
+		{"error_number":2017,"error":"job","description":"d","source":"s"},{"error":"no number"}]}`
+	var env envelope38
+	if err := json.Unmarshal([]byte(body), &env); err != nil {
+		t.Fatal(err)
+	}
+	want := []SlurmError{{Code: 2042, Message: "held"}, {Code: 2018, Message: "node"},
+		{Code: 2017, Message: "job", Description: "d", Source: "s"}, {Message: "no number"}}
+	for i, e := range env.Errors {
+		if got := e.slurm(); got != want[i] {
+			t.Errorf("error %d = %+v, want %+v", i, got, want[i])
+		}
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Version
+		ok   bool
+	}{
+		{"22.05.8", Version{22, 5, 8, "22.05.8"}, true},
+		{"23.02", Version{23, 2, 0, "23.02"}, true},
+		{"23.02.0-0rc1", Version{23, 2, 0, "23.02.0-0rc1"}, true},
+		{"22", Version{}, false},
+		{"x.y", Version{}, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseVersion(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseVersion(%q) = %+v, %v", tt.in, got, err)
+		}
+	}
+}
+
+func TestParsePing(t *testing.T) {
+	out := "Slurmctld(primary) at vm is UP\nSlurmctld(backup1) at vm2 is DOWN\nsomething else\n"
+	want := []Controller{{Host: "vm", Mode: "primary", Up: true}, {Host: "vm2", Mode: "backup1", Up: false}}
+	if got := parsePing(out); !slices.Equal(got, want) {
+		t.Errorf("parsePing = %+v, want %+v", got, want)
+	}
+}
+
+func TestJWTExpiry(t *testing.T) {
+	tests := []struct {
+		name    string
+		tok     string
+		want    time.Time
+		wantErr string
+	}{
+		// {"exp":1795320000} and {"sun":"root"} base64url-encoded, with and without padding
+		{"exp", "e30.eyJleHAiOjE3OTUzMjAwMDB9.sig", time.Unix(1795320000, 0), ""},
+		{"no exp", "e30.eyJzdW4iOiJyb290In0.sig", time.Time{}, ""},
+		{"two parts", "abc.def", time.Time{}, "2 dot-separated parts"},
+		{"payload not base64", "e30.%%%.sig", time.Time{}, "base64url"},
+		{"payload not JSON", "e30.bm9wZQ.sig", time.Time{}, "JSON"},
+	}
+	for _, tt := range tests {
+		got, err := jwtExpiry(tt.tok)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error %v, want %q", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !got.Equal(tt.want) {
+			t.Errorf("%s: %v, %v; want %v", tt.name, got, err, tt.want)
+		}
+	}
+}
+
+func TestJobStateFinished(t *testing.T) {
+	for _, s := range []JobState{JobPending, JobRunning, JobSuspended, JobCompleting} {
+		if s.Finished() {
+			t.Errorf("%s.Finished() = true", s)
+		}
+	}
+	for _, s := range []JobState{JobCompleted, JobCancelled, JobFailed, JobTimeout, JobNodeFail, JobOutOfMemory} {
+		if !s.Finished() {
+			t.Errorf("%s.Finished() = false", s)
+		}
+	}
+}
