@@ -30,11 +30,11 @@ const (
 // Errors callers may test for with errors.Is.
 var (
 	// ErrAuth: the BMC answered but refused the user name or password.
-	ErrAuth = errors.New("bmc refused the credentials")
+	ErrAuth = errors.New("credentials refused")
 	// ErrUnreachable: nothing answered at the BMC's address within the time allowed.
-	ErrUnreachable = errors.New("bmc does not answer")
+	ErrUnreachable = errors.New("unreachable")
 	// ErrClosed: the Client was closed.
-	ErrClosed = errors.New("bmc client is closed")
+	ErrClosed = errors.New("client closed")
 )
 
 // Client is a session with one BMC. It is safe for concurrent use; calls are serialised. A
@@ -234,9 +234,10 @@ func (c *Client) session(ctx context.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.s.where(), err)
 	}
+	start := time.Now()
 	if err := ic.Connect(ctx); err != nil {
 		discard(ic)
-		return nil, c.connectError(ctx, err)
+		return nil, c.connectError(ctx, err, time.Since(start))
 	}
 	c.ipmi = ic
 	return ic, nil
@@ -286,6 +287,7 @@ func (c *Client) failed(ctx context.Context, what string, err error) error {
 	if _, ok := types.IsResponseError(err); ok {
 		return fmt.Errorf("%s: %s: %w", c.s.where(), what, err)
 	}
+	err = oneLine{err}
 	if c.ipmi != nil {
 		discard(c.ipmi)
 		c.ipmi = nil
@@ -294,8 +296,8 @@ func (c *Client) failed(ctx context.Context, what string, err error) error {
 		return fmt.Errorf("%s: %s: %w", c.s.where(), what, ctx.Err())
 	}
 	if kind := classifyConnect(err); kind == failUnreachable || ctx.Err() != nil {
-		return fmt.Errorf("%s: %s: %w within %v: the BMC stopped answering (reset, or network cut?): %w",
-			c.s.where(), what, ErrUnreachable, c.s.Timeout, err)
+		return fmt.Errorf("%s: %s: %w: the BMC stopped answering (reset, or network cut?); the next call opens a new session: %w",
+			c.s.where(), what, ErrUnreachable, err)
 	}
 	return fmt.Errorf("%s: %s: %w", c.s.where(), what, err)
 }
@@ -371,11 +373,19 @@ func classifyConnect(err error) failure {
 	return failOther
 }
 
+// oneLine wraps a library error whose text spans lines (go-ipmi joins the errors of its attempts
+// with line breaks) so that it fits on a log line; errors.Is and errors.As still see through it.
+type oneLine struct{ err error }
+
+func (e oneLine) Error() string { return strings.Join(strings.Fields(e.err.Error()), " ") }
+func (e oneLine) Unwrap() error { return e.err }
+
 // connectError explains a failed session set-up: what happened and what to do. ctx is the
-// context the attempt ran under (bounded by the configured timeout).
-func (c *Client) connectError(ctx context.Context, err error) error {
+// context the attempt ran under (bounded by the configured timeout), took how long it ran.
+func (c *Client) connectError(ctx context.Context, err error, took time.Duration) error {
 	s := c.s
 	w := s.where()
+	err = oneLine{err}
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return fmt.Errorf("%s: open session: %w", w, ctx.Err())
 	}
@@ -395,7 +405,11 @@ func (c *Client) connectError(ctx context.Context, err error) error {
 	case failCipher:
 		return fmt.Errorf("%s: the BMC does not accept cipher suite %d: set bmc.cipher_suite to one it offers (ipmitool channel getciphers ipmi): %w", w, s.CipherSuite, err)
 	case failUnreachable:
-		return fmt.Errorf("%s: %w within %v: check that the BMC is up and that bmc.host and bmc.port (UDP) are right (local testbed: scripts/testbed up ipmi): %w", w, ErrUnreachable, s.Timeout, err)
+		what := fmt.Sprintf("no answer after %v", took.Round(time.Millisecond))
+		if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") {
+			what = fmt.Sprintf("nothing listens on UDP port %d (port unreachable)", s.Port)
+		}
+		return fmt.Errorf("%s: %w: %s: check that the BMC is up and that bmc.host and bmc.port are right (local testbed: scripts/testbed up ipmi): %w", w, ErrUnreachable, what, err)
 	}
 	return fmt.Errorf("%s: open session: %w", w, err)
 }

@@ -220,7 +220,7 @@ func (c conversion) value(raw uint8) (float64, error) {
 		return 0, err
 	}
 	if math.IsNaN(y) || math.IsInf(y, 0) {
-		return 0, fmt.Errorf("raw reading %#02x has no value (linearisation %#02x gives %v)", raw, c.Lin, y)
+		return 0, fmt.Errorf("raw reading 0x%02x has no value (linearisation 0x%02x gives %v)", raw, c.Lin, y)
 	}
 	return y, nil
 }
@@ -269,7 +269,7 @@ func linearize(lin uint8, y float64) (float64, error) {
 	if lin >= linearNonLinearFirst && lin <= linearNonLinearLast {
 		return y, nil
 	}
-	return 0, fmt.Errorf("unknown linearisation %#02x", lin)
+	return 0, fmt.Errorf("unknown linearisation 0x%02x", lin)
 }
 
 // isNonLinear reports whether the conversion factors depend on the reading (Get Sensor Reading
@@ -353,7 +353,7 @@ func sensorTypeName(t uint8) string {
 		return n
 	}
 	if t >= 0xC0 {
-		return fmt.Sprintf("oem %#02x", t)
+		return fmt.Sprintf("oem 0x%02x", t)
 	}
-	return fmt.Sprintf("type %#02x", t)
+	return fmt.Sprintf("type 0x%02x", t)
 }

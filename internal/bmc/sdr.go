@@ -123,7 +123,7 @@ func parseFullSDR(data []byte) (sdrFull, error) {
 		return r, err
 	}
 	if t != sdrTypeFull {
-		return r, fmt.Errorf("record type %#02x is not a full sensor record (%#02x)", t, sdrTypeFull)
+		return r, fmt.Errorf("record type 0x%02x is not a full sensor record (0x%02x)", t, sdrTypeFull)
 	}
 	if len(data) < sdrFullMinLen {
 		return r, fmt.Errorf("%w: full sensor record of %d bytes, needs at least %d", errShortSDR, len(data), sdrFullMinLen)
@@ -163,7 +163,7 @@ func parseFullSDR(data []byte) (sdrFull, error) {
 	r.Fixed[lowerNonCritical] = data[41]
 	r.Name = idString(data[47], data[48:])
 	if r.Name == "" {
-		r.Name = fmt.Sprintf("sensor %#02x", r.Number)
+		r.Name = fmt.Sprintf("sensor 0x%02x", r.Number)
 	}
 	return r, nil
 }

@@ -90,7 +90,7 @@ func readRecords(ctx context.Context, ic *client.Client) ([]sdrFull, error) {
 	for range maxSDRRecords {
 		res, err := ic.GetSDR(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("get sdr %#04x: %w", id, err)
+			return nil, fmt.Errorf("get sdr 0x%04x: %w", id, err)
 		}
 		if t, err := sdrRecordType(res.RecordData); err == nil && t == sdrTypeFull {
 			if rec, err := parseFullSDR(res.RecordData); err == nil && rec.isThreshold() {
