@@ -194,26 +194,26 @@ func (c *Client) Info(ctx context.Context) (Info, error) {
 	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ic, err := c.session(ctx)
-	if err != nil {
-		return Info{}, err
-	}
-	res, err := ic.GetDeviceID(ctx)
-	if err != nil {
-		return Info{}, c.failed(ctx, "get device id", err)
-	}
-	info := Info{
-		Addr:             c.s.addr(),
-		Interface:        c.s.Interface,
-		Firmware:         firmwareRevision(res.MajorFirmwareRevision, res.MinorFirmwareRevision),
-		IPMIVersion:      fmt.Sprintf("%d.%d", res.MajorIPMIVersion, res.MinorIPMIVersion),
-		ManufacturerID:   uint32(res.ManufacturerID),
-		ProductID:        res.ProductID,
-		DeviceID:         res.DeviceID,
-		DeviceRevision:   res.DeviceRevision,
-		UpdateInProgress: !res.DeviceAvailable,
-	}
-	return info, nil
+	var info Info
+	err := c.do(ctx, func(ic *client.Client) error {
+		res, err := ic.GetDeviceID(ctx)
+		if err != nil {
+			return fmt.Errorf("get device id: %w", err)
+		}
+		info = Info{
+			Addr:             c.s.addr(),
+			Interface:        c.s.Interface,
+			Firmware:         firmwareRevision(res.MajorFirmwareRevision, res.MinorFirmwareRevision),
+			IPMIVersion:      fmt.Sprintf("%d.%d", res.MajorIPMIVersion, res.MinorIPMIVersion),
+			ManufacturerID:   uint32(res.ManufacturerID),
+			ProductID:        res.ProductID,
+			DeviceID:         res.DeviceID,
+			DeviceRevision:   res.DeviceRevision,
+			UpdateInProgress: !res.DeviceAvailable,
+		}
+		return nil
+	})
+	return info, err
 }
 
 // firmwareRevision formats Get Device ID's firmware revision: the major part is binary (7 bits),
@@ -280,26 +280,50 @@ func discard(ic *client.Client) {
 	_ = ic.Close(ctx)
 }
 
-// failed turns an error of an established session into this client's error. Transport failures
-// (timeouts, refused datagrams) drop the session so that the next call opens a new one; a
-// completion code from the BMC leaves it alone.
-func (c *Client) failed(ctx context.Context, what string, err error) error {
-	if _, ok := types.IsResponseError(err); ok {
-		return fmt.Errorf("%s: %s: %w", c.s.where(), what, err)
+// do runs op on the session, opening one if needed. A BMC that was reset forgets its sessions
+// and ignores their requests, so when op fails without an answer on a session that had been
+// working, do opens a new session and runs op once more, within the same ctx. c.mu must be held.
+func (c *Client) do(ctx context.Context, op func(ic *client.Client) error) error {
+	for retried := false; ; retried = true {
+		fresh := c.ipmi == nil
+		ic, err := c.session(ctx)
+		if err != nil {
+			return err
+		}
+		err = op(ic)
+		if err == nil {
+			return nil
+		}
+		if isCompletion(err) {
+			// the BMC answered: the session is fine, the request was not
+			return fmt.Errorf("%s: %w", c.s.where(), err)
+		}
+		c.drop()
+		if fresh || retried || ctx.Err() != nil {
+			return c.failed(ctx, err)
+		}
 	}
-	err = oneLine{err}
+}
+
+// drop forgets the session after a transport failure; the next call opens a new one.
+func (c *Client) drop() {
 	if c.ipmi != nil {
 		discard(c.ipmi)
 		c.ipmi = nil
 	}
+}
+
+// failed explains an error of an established session that got no answer.
+func (c *Client) failed(ctx context.Context, err error) error {
+	err = oneLine{err}
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("%s: %s: %w", c.s.where(), what, ctx.Err())
+		return fmt.Errorf("%s: %w: %w", c.s.where(), ctx.Err(), err)
 	}
-	if kind := classifyConnect(err); kind == failUnreachable || ctx.Err() != nil {
-		return fmt.Errorf("%s: %s: %w: the BMC stopped answering (reset, or network cut?); the next call opens a new session: %w",
-			c.s.where(), what, ErrUnreachable, err)
+	if classifyConnect(err) == failUnreachable || ctx.Err() != nil {
+		return fmt.Errorf("%s: %w: the BMC stopped answering (reset, or network cut?); the next call opens a new session: %w",
+			c.s.where(), ErrUnreachable, err)
 	}
-	return fmt.Errorf("%s: %s: %w", c.s.where(), what, err)
+	return fmt.Errorf("%s: %w", c.s.where(), err)
 }
 
 // failure kinds of session set-up, see classifyConnect.

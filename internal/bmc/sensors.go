@@ -35,21 +35,24 @@ func (c *Client) Sensors(ctx context.Context) ([]Sensor, error) {
 	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ic, err := c.session(ctx)
-	if err != nil {
-		return nil, err
-	}
-	recs, err := c.records(ctx, ic)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Sensor, 0, len(recs))
-	for _, rec := range recs {
-		s, err := readSensor(ctx, ic, rec)
+	var out []Sensor
+	err := c.do(ctx, func(ic *client.Client) error {
+		recs, err := c.records(ctx, ic)
 		if err != nil {
-			return nil, c.failed(ctx, fmt.Sprintf("read sensor %q", rec.Name), err)
+			return err
 		}
-		out = append(out, s)
+		out = make([]Sensor, 0, len(recs))
+		for _, rec := range recs {
+			s, err := readSensor(ctx, ic, rec)
+			if err != nil {
+				return fmt.Errorf("read sensor %q: %w", rec.Name, err)
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -69,11 +72,11 @@ func (c *Client) records(ctx context.Context, ic *client.Client) ([]sdrFull, err
 			return c.sdrs.records, nil
 		}
 	default:
-		return nil, c.failed(ctx, "get sdr repository info", err)
+		return nil, fmt.Errorf("get sdr repository info: %w", err)
 	}
 	recs, err := readRecords(ctx, ic)
 	if err != nil {
-		return nil, c.failed(ctx, "read sensor data records", err)
+		return nil, fmt.Errorf("read sensor data records: %w", err)
 	}
 	c.sdrs = sdrCache{records: recs, filled: true}
 	if infoErr == nil {
