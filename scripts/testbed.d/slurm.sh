@@ -169,16 +169,20 @@ slurm_nodes_ok() {
   [ "$ready" -ge "$TB_SLURM_NODES" ]
 }
 
-# slurm_slurmd_start: one slurmd per node that has none running. slurmd keeps trying to register
-# until slurmctld answers, so this need not wait for slurmctld.
+# slurm_slurmd_start: one slurmd per node that has none running, launched side by side (each
+# loads its plugins before it daemonizes). slurmd keeps trying to register until slurmctld
+# answers, so this need not wait for slurmctld.
 slurm_slurmd_start() {
-  local n
+  local n pid pids=() rc=0
   for n in $(slurm_node_names); do
     tb_alive "$TB_SLURM_RUN/slurmd-$n.pid" && continue
     mkdir -p "$TB_SLURM_SPOOL/$n"
-    slurm_cmd slurmd -f "$TB_SLURM_CONF" -N "$n" ||
-      { tb_log "slurm: slurmd $n failed (see $TB_SLURM_LOG/slurmd-$n.log)"; return 1; }
+    slurm_cmd slurmd -f "$TB_SLURM_CONF" -N "$n" &
+    pids+=($!)
   done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  [ $rc = 0 ] || tb_log "slurm: a slurmd failed to start (see $TB_SLURM_LOG/slurmd-*.log)"
+  return $rc
 }
 
 # slurm_token_write: a fresh root token in $TB_SLURM_TOKEN_FILE, replaced atomically, mode 600.
