@@ -1,6 +1,7 @@
 package bmc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ import (
 // Defaults for the config.BMC fields left empty.
 const (
 	DefaultPort        = 623
-	DefaultCipherSuite = 3 // RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128: what every BMC offers
+	DefaultCipherSuite = 3 // RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128: offered by nearly every BMC
 	DefaultTimeout     = 5 * time.Second
 	DefaultInterface   = "lanplus"
 
@@ -37,9 +38,10 @@ var (
 	ErrClosed = errors.New("client closed")
 )
 
-// Client is a session with one BMC. It is safe for concurrent use; calls are serialised. A
-// session the BMC stops answering (a BMC reset, a network cut) is dropped and opened again by the
-// next call. Close it when done.
+// Client is a session with one BMC. It is safe for concurrent use; calls are serialised, and each
+// takes at most the configured timeout. A session the BMC stops answering (a BMC reset forgets
+// its sessions) is dropped and opened again, within the same call when time is left, else by the
+// next one. Close the Client when done: the IPMI library keeps the session alive in the background.
 type Client struct {
 	s settings
 
@@ -146,7 +148,7 @@ func newSettings(cfg config.BMC, password string) (settings, error) {
 func Dial(ctx context.Context, cfg config.BMC) (*Client, error) {
 	password, err := config.Secret(cfg.Password, cfg.PasswordFile, "bmc password")
 	if err != nil {
-		return nil, fmt.Errorf("bmc %s: %w", cfg.Host, err)
+		return nil, fmt.Errorf("bmc %s: %w", cmp.Or(cfg.Host, cfg.Interface), err)
 	}
 	s, err := newSettings(cfg, password)
 	if err != nil {

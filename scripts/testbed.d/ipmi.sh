@@ -234,10 +234,17 @@ ipmi_start() {
   echo $! >"$pf"
 }
 
+# ipmi_bound HV: a UDP socket is bound to HV's BMC port (cheap: no ipmitool, whose first try
+# against a port not bound yet can cost its whole 1 s timeout). Column 2 of /proc/net/udp is the
+# local address:port, the port in hex.
+ipmi_bound() {
+  awk -v p=":$(printf '%04X' "${TB_BMC_PORT[$1]}")" 'NR > 1 && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' /proc/net/udp
+}
+
 # ipmi_wait HV: bounded wait ($TB_IPMI_WAIT s) until HV's BMC answers RMCP+; 1 if it died or timed out.
 ipmi_wait() {
   local hv=$1 end=$(($(date +%s) + TB_IPMI_WAIT))
-  until ipmi_answers "$hv"; do
+  until ipmi_bound "$hv" && ipmi_answers "$hv"; do
     if ! ipmi_is_sim "$hv"; then
       tb_log "ipmi: $hv: ipmi_sim exited; last lines of $(ipmi_logfile "$hv"):"
       tail -5 "$(ipmi_logfile "$hv")" >&2
@@ -279,9 +286,14 @@ ipmi_up() {
 }
 
 ipmi_down() {
-  local hv
+  local hv pf
   for hv in "${TB_HVS[@]}"; do
-    tb_stop "$(ipmi_pidfile "$hv")" "ipmi_sim $hv"
+    pf=$(ipmi_pidfile "$hv")
+    if ipmi_is_sim "$hv"; then
+      tb_stop "$pf" "ipmi_sim $hv"
+    elif [ -e "$pf" ]; then
+      rm -f "$pf" # stale: its pid is gone, or now belongs to another program, which is left alone
+    fi
   done
 }
 
