@@ -206,16 +206,20 @@ slurm_rest_ok() {
 }
 
 # slurm_restd_start: start slurmrestd unless it runs. It writes no pid file: it runs in its own
-# session (setsid execs in place, since a background subshell of a non-interactive shell is no
-# process-group leader) and $! is recorded; slurm_restd_check confirms that pid is slurmrestd.
+# session and $! is recorded. setsid execs in place only when it is not a process-group leader,
+# i.e. when job control is off while the background subshell forks (otherwise setsid would fork
+# and $! would name its exiting parent); slurm_restd_check confirms the pid is slurmrestd.
 slurm_restd_start() {
+  local jobctl=0
   tb_alive "$TB_SLURMRESTD_PID" && return 0
   tb_port_free "$TB_SLURMRESTD_PORT" ||
     { tb_log "slurm: port $TB_SLURMRESTD_PORT is taken by another process"; return 1; }
+  case $- in *m*) jobctl=1; set +m ;; esac
   (cd / && SLURM_JWT=daemon SLURM_CONF="$TB_SLURM_CONF" exec setsid slurmrestd -f "$TB_SLURM_CONF" \
     -a rest_auth/jwt -s openapi/v0.0.38 -u "$TB_SLURM_REST_USER" "127.0.0.1:$TB_SLURMRESTD_PORT" \
     </dev/null >>"$TB_SLURM_LOG/slurmrestd.log" 2>&1) &
   echo $! >"$TB_SLURMRESTD_PID"
+  [ $jobctl = 0 ] || set -m
 }
 
 slurm_restd_check() {
