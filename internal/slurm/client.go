@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/drover-hpc/drover/internal/config"
 )
@@ -65,9 +64,6 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *REST) { c.http = hc
 // config.Slurm.Scontrol is set) to interpret slurmrestd's ambiguous "Unspecified error" answer;
 // nil turns the probe off.
 func WithControllerProber(p ControllerProber) Option { return func(c *REST) { c.probe = p } }
-
-// withClock is for tests of token expiry.
-func withClock(now func() time.Time) Option { return func(c *REST) { c.now = now } }
 
 // New returns the Client for cfg.APIVersion. Only v0.0.38 exists yet.
 func New(cfg config.Slurm, opts ...Option) (Client, error) {

@@ -39,8 +39,9 @@ type REST struct {
 
 // NewREST builds a v0.0.38 client from cfg. The token is cfg.Token, else the trimmed contents
 // of cfg.TokenFile (read again when the file changes); without either it fails with an error
-// naming slurm.token, slurm.token_file and DROVER_SLURM_TOKEN. When cfg.Scontrol is set, an
-// ambiguous answer from slurmrestd is resolved with `scontrol ping` (see WithControllerProber).
+// naming slurm.token, slurm.token_file and DROVER_SLURM_TOKEN. cfg.Timeout bounds each request
+// (0: only ctx does). When cfg.Scontrol is set, an ambiguous answer from slurmrestd is resolved
+// with `scontrol ping` (see WithControllerProber).
 func NewREST(cfg config.Slurm, opts ...Option) (*REST, error) {
 	if cfg.APIVersion != "" && cfg.APIVersion != APIVersion38 {
 		return nil, fmt.Errorf("slurm: slurm.api_version %q: this client speaks %s", cfg.APIVersion, APIVersion38)
