@@ -209,11 +209,12 @@ ipmi_emu_template() {
   mv -f "$tmpl.tmp" "$tmpl"
 }
 
-# ipmi_start HV: write HV's configuration and start its ipmi_sim in its own session (setsid execs in
-# place: a background subshell of a non-interactive shell is no process-group leader, so $! is
-# ipmi_sim's pid). Does not wait for it to answer.
+# ipmi_start HV: write HV's configuration and start its ipmi_sim in its own session. $! is
+# ipmi_sim's pid because setsid execs in place when it is no process-group leader, i.e. when job
+# control is off as the background subshell forks (so it is turned off for that moment).
+# Does not wait for it to answer.
 ipmi_start() {
-  local hv=$1 dir pf port cport
+  local hv=$1 dir pf port cport jobctl=0
   dir=$(ipmi_dir "$hv"); pf=$(ipmi_pidfile "$hv")
   port=${TB_BMC_PORT[$hv]}; cport=${TB_BMC_CONSOLE[$hv]}
   tb_port_free "$port" || { tb_log "ipmi: $hv: port $port is taken by another process"; return 1; }
@@ -229,9 +230,11 @@ ipmi_start() {
   pollfile=$(ipmi_pollfile "$hv")
   emu=$(<"$TB_IPMI_DIR/bmc.emu.in")
   printf '%s\n' "${emu//@POLLFILE@/"$pollfile"}" >"$dir/bmc.emu"
+  case $- in *m*) jobctl=1; set +m ;; esac
   (cd / && exec setsid ipmi_sim -n -c "$dir/lan.conf" -f "$dir/bmc.emu" -s "$dir/state" \
     </dev/null >"$(ipmi_logfile "$hv")" 2>&1) &
   echo $! >"$pf"
+  [ $jobctl = 0 ] || set -m
 }
 
 # ipmi_bound HV: a UDP socket is bound to HV's BMC port (cheap: no ipmitool, whose first try
