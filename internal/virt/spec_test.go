@@ -87,8 +87,12 @@ func TestDomainSpecXMLGolden(t *testing.T) {
 			if err := xml.Unmarshal([]byte(got), &back); err != nil {
 				t.Fatalf("rendered XML does not parse: %v", err)
 			}
-			if back.Name != spec.Name || back.OS.Cmdline != spec.Cmdline {
-				t.Errorf("round trip: name %q cmdline %q, want %q %q", back.Name, back.OS.Cmdline, spec.Name, spec.Cmdline)
+			wantCmdline := tcgCmdline(spec.Type, spec.Kernel, spec.Cmdline)
+			if spec.Type == "" {
+				wantCmdline = tcgCmdline(TypeQEMU, spec.Kernel, spec.Cmdline)
+			}
+			if back.Name != spec.Name || back.OS.Cmdline != wantCmdline {
+				t.Errorf("round trip: name %q cmdline %q, want %q %q", back.Name, back.OS.Cmdline, spec.Name, wantCmdline)
 			}
 		})
 	}
@@ -155,5 +159,23 @@ func TestDomainSpecValidate(t *testing.T) {
 				t.Errorf("XML() rendered an invalid spec")
 			}
 		})
+	}
+}
+
+func TestTCGCmdline(t *testing.T) {
+	for _, tc := range []struct {
+		typ                   DomainType
+		kernel, cmdline, want string
+	}{
+		{TypeQEMU, "/k", "console=ttyS0", "console=ttyS0 pti=on"}, // TCG: flush the soft TLB (see tcgCmdline)
+		{TypeQEMU, "/k", "", "pti=on"},
+		{TypeQEMU, "/k", "console=ttyS0 pti=off", "console=ttyS0 pti=off"}, // an explicit choice wins
+		{TypeQEMU, "/k", "nopti quiet", "nopti quiet"},
+		{TypeKVM, "/k", "console=ttyS0", "console=ttyS0"}, // hardware virtualisation: untouched
+		{TypeQEMU, "", "x", "x"},                           // no direct kernel boot: no command line to change
+	} {
+		if got := tcgCmdline(tc.typ, tc.kernel, tc.cmdline); got != tc.want {
+			t.Errorf("tcgCmdline(%s, %q, %q) = %q, want %q", tc.typ, tc.kernel, tc.cmdline, got, tc.want)
+		}
 	}
 }

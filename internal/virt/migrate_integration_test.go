@@ -1,0 +1,107 @@
+package virt_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/drover-hpc/drover/internal/testenv"
+	"github.com/drover-hpc/drover/internal/virt"
+)
+
+// startGuest creates a transient heartbeat guest on c and destroys it (wherever it ended up) when
+// the test ends. It returns the domain name and its serial log.
+func startGuest(t *testing.T, ctx context.Context, conns []*virt.Conn, memMiB int, cmdline string) (string, string) {
+	t.Helper()
+	cfg := testenv.Config(t)
+	out := filepath.Join(cfg.Testbed.Dir, "guest", "out")
+	name := fmt.Sprintf("mig-it-%d-%d", os.Getpid(), time.Now().UnixNano()%1_000_000)
+	serial := filepath.Join(t.TempDir(), name+".serial")
+	xml, err := virt.DomainSpec{
+		Name: name, MemoryMiB: memMiB, VCPUs: 1, Type: virt.DomainType(cfg.Libvirt.DomainType),
+		Kernel: filepath.Join(out, "vmlinuz"), Initrd: filepath.Join(out, "initramfs.cpio.gz"),
+		Cmdline: "console=ttyS0 quiet panic=-1 " + cmdline, SerialLog: serial,
+	}.XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conns[0].Create(ctx, xml); err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, c := range conns {
+			if err := c.Destroy(ctx, name); err != nil && !errors.Is(err, virt.ErrNoDomain) && !errors.Is(err, virt.ErrWrongState) {
+				t.Errorf("cleanup on %s: %v", c.Name(), err)
+			}
+		}
+	})
+	return name, serial
+}
+
+func TestTestbedMigrateLive(t *testing.T) {
+	cfg := testenv.Config(t)
+	c1, c2 := connect(t, cfg, cfg.Hypervisors[0]), connect(t, cfg, cfg.Hypervisors[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	name, serial := startGuest(t, ctx, []*virt.Conn{c1, c2}, 256, "dirty_mb=64 dirty_rate=32")
+	waitHeartbeat(t, serial, 2, 90*time.Second)
+
+	if _, err := c1.MigrateLive(ctx, name, c1, virt.MigrateOptions{}); err == nil {
+		t.Fatal("migration to the same hypervisor succeeded")
+	}
+
+	for i, hop := range []struct{ from, to *virt.Conn }{{c1, c2}, {c2, c1}} {
+		var calls atomic.Int32
+		res, err := hop.from.MigrateLive(ctx, name, hop.to, virt.MigrateOptions{
+			URI:         cfg.Hypervisors[map[*virt.Conn]int{c1: 0, c2: 1}[hop.to]].MigrationURI,
+			MaxDowntime: 50 * time.Millisecond,
+			Progress:    func(virt.Progress) { calls.Add(1) },
+		})
+		if err != nil {
+			t.Fatalf("hop %d: %v", i+1, err)
+		}
+		t.Logf("hop %d %s→%s: wall %v, qemu %v, downtime %v, %d MiB sent, %d iterations, first bytes after %v, %d progress calls",
+			i+1, hop.from.Name(), hop.to.Name(), res.Wall.Round(time.Millisecond), res.Elapsed, res.Downtime,
+			res.DataProcessed>>20, res.Iterations, res.FirstProgress.Round(time.Millisecond), calls.Load())
+		// 256 MiB guest, 64 MiB of it dirtied: at least the dirtied set crosses, and the pause is short
+		if res.DataProcessed < 64<<20 || res.Elapsed <= 0 || res.Iterations < 1 || res.Downtime <= 0 || res.Downtime > 2*time.Second {
+			t.Errorf("hop %d figures implausible: %+v", i+1, res)
+		}
+		if d := find(t, ctx, hop.to, name); d == nil || !d.Running() {
+			b, _ := os.ReadFile(serial)
+			if len(b) > 1500 {
+				b = b[len(b)-1500:]
+			}
+			t.Fatalf("hop %d: not running on %s after migration: %+v; serial log ends:\n%s", i+1, hop.to.Name(), d, b)
+		}
+		if d := find(t, ctx, hop.from, name); d != nil {
+			t.Fatalf("hop %d: still on %s after migration: %+v", i+1, hop.from.Name(), d)
+		}
+		// alive on the destination: the heartbeat goes on
+		n, _ := waitHeartbeat(t, serial, 0, time.Second)
+		waitHeartbeat(t, serial, n+2, 15*time.Second)
+	}
+
+	// An aborted migration leaves the guest running where it was.
+	abortCtx, abort := context.WithCancel(ctx)
+	go func() { time.Sleep(700 * time.Millisecond); abort() }()
+	_, err := c1.MigrateLive(abortCtx, name, c2, virt.MigrateOptions{
+		URI: cfg.Hypervisors[1].MigrationURI, BandwidthMiBs: 8, // 256 MiB at 8 MiB/s: far from done at 0.7 s
+	})
+	if err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("aborted migration: err = %v", err)
+	}
+	if d := find(t, ctx, c1, name); d == nil || !d.Running() {
+		t.Fatalf("after abort: not running on source: %+v", d)
+	}
+	if d := find(t, ctx, c2, name); d != nil {
+		t.Fatalf("after abort: present on destination: %+v", d)
+	}
+}
