@@ -172,7 +172,7 @@ func TestTCGCmdline(t *testing.T) {
 		{TypeQEMU, "/k", "console=ttyS0 pti=off", "console=ttyS0 pti=off"}, // an explicit choice wins
 		{TypeQEMU, "/k", "nopti quiet", "nopti quiet"},
 		{TypeKVM, "/k", "console=ttyS0", "console=ttyS0"}, // hardware virtualisation: untouched
-		{TypeQEMU, "", "x", "x"},                           // no direct kernel boot: no command line to change
+		{TypeQEMU, "", "x", "x"},                          // no direct kernel boot: no command line to change
 	} {
 		if got := tcgCmdline(tc.typ, tc.kernel, tc.cmdline); got != tc.want {
 			t.Errorf("tcgCmdline(%s, %q, %q) = %q, want %q", tc.typ, tc.kernel, tc.cmdline, got, tc.want)
