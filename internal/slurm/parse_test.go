@@ -8,42 +8,6 @@ import (
 	"time"
 )
 
-func TestExpandHostlist(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    []string
-		wantErr string
-	}{
-		{"", nil, ""},
-		{"n1", []string{"n1"}, ""},
-		{"n[1-3]", []string{"n1", "n2", "n3"}, ""},
-		{"n[1-3],vn[1-2]", []string{"n1", "n2", "n3", "vn1", "vn2"}, ""},
-		{"n[1,3-4]", []string{"n1", "n3", "n4"}, ""},
-		// the first number's zero padding sets the width
-		{"vn[08-10]", []string{"vn08", "vn09", "vn10"}, ""},
-		{"r[1-2]n[1-2]", []string{"r1n1", "r1n2", "r2n1", "r2n2"}, ""},
-		{"n[1-2]-ib", []string{"n1-ib", "n2-ib"}, ""},
-		{"a, b", []string{"a", "b"}, ""},
-		{"n[1-3", nil, "without ']'"},
-		{"n1]", nil, "without '['"},
-		{"n[3-1]", nil, "not a range"},
-		{"n[a-b]", nil, "not a number"},
-		{"n[1-99999999]", nil, "more than"},
-	}
-	for _, tt := range tests {
-		got, err := ExpandHostlist(tt.in)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("ExpandHostlist(%q) error = %v, want %q", tt.in, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil || !slices.Equal(got, tt.want) {
-			t.Errorf("ExpandHostlist(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
-}
-
 func TestFlexInt(t *testing.T) {
 	tests := []struct {
 		in      string

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drover-hpc/drover/internal/hostlist"
 )
 
 // Version is a Slurm release, such as 22.05.8.
@@ -152,7 +154,7 @@ type Partition struct {
 }
 
 // NodeNames expands Nodes into single names.
-func (p Partition) NodeNames() ([]string, error) { return ExpandHostlist(p.Nodes) }
+func (p Partition) NodeNames() ([]string, error) { return nodeNames(p.Nodes) }
 
 // JobState is a job's base state, as Slurm prints it.
 type JobState string
@@ -224,7 +226,15 @@ func (j Job) Held() bool {
 }
 
 // NodeNames expands Nodes into single names.
-func (j Job) NodeNames() ([]string, error) { return ExpandHostlist(j.Nodes) }
+func (j Job) NodeNames() ([]string, error) { return nodeNames(j.Nodes) }
+
+// nodeNames expands a hostlist field; Slurm leaves it empty when there are no nodes.
+func nodeNames(expr string) ([]string, error) {
+	if strings.TrimSpace(expr) == "" {
+		return nil, nil
+	}
+	return hostlist.Expand(expr)
+}
 
 // SubmitRequest is a batch job to submit.
 type SubmitRequest struct {
