@@ -98,7 +98,7 @@ func TestCheckTestbed(t *testing.T) {
 // A component that does not answer is named, with why and what to fix, and check exits non-zero.
 func TestCheckNamesWhatIsDown(t *testing.T) {
 	cfg := testbedConfig(t,
-		"qemu+tcp://198.18.0.3/system", "qemu+tcp://198.18.0.3:1/system", // hv2's libvirtd: nothing on port 1
+		"qemu+tcp://198.18.0.3:16509/system", "qemu+tcp://198.18.0.3:1/system", // hv2's libvirtd: nothing on port 1
 	)
 	code, out, errs := run(t, "--config", cfg, "check", "--timeout", "5s")
 	if code != 1 {
