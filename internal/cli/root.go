@@ -107,7 +107,15 @@ func (a *app) load(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	log, err := logging.New(cfg.Log, a.stderr)
+	w := a.stderr
+	if cfg.Log.File != "" {
+		f, err := os.OpenFile(cfg.Log.File, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+		if err != nil {
+			return fmt.Errorf("log.file: %w", err)
+		}
+		w = f // open for the life of the process
+	}
+	log, err := logging.New(cfg.Log, w)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,8 @@ type Config struct {
 	Slurm       Slurm        `mapstructure:"slurm"`
 	Libvirt     Libvirt      `mapstructure:"libvirt"`
 	Hypervisors []Hypervisor `mapstructure:"hypervisors"`
+	Vnodes      Vnodes       `mapstructure:"vnodes"`
+	Migration   Migration    `mapstructure:"migration"`
 	Testbed     Testbed      `mapstructure:"testbed"`
 }
 
@@ -26,6 +28,9 @@ type Config struct {
 type Log struct {
 	Level  string `mapstructure:"level"`  // trace, debug, info, warn, error
 	Format string `mapstructure:"format"` // console or json
+	// File, when set, receives the log (appended) instead of standard error: Slurm discards what
+	// its hooks print, so hook invocations log here.
+	File string `mapstructure:"file"`
 }
 
 // Database is the PostgreSQL connection. The password belongs in URL, PasswordFile or PGPASSWORD;
@@ -76,6 +81,33 @@ type BMC struct {
 	Timeout      time.Duration `mapstructure:"timeout"`
 }
 
+// Vnodes describes the Slurm nodes that are VMs: their names, addresses and the image they boot.
+// Vnode i of Nodes (counting from 0) gets the address FirstAddress+i and a MAC derived from it, so
+// a vnode keeps both wherever it runs.
+type Vnodes struct {
+	Nodes        string        `mapstructure:"nodes"`         // hostlist, e.g. vn[1-4]
+	FirstAddress string        `mapstructure:"first_address"` // address/prefix of the first, e.g. 198.18.0.11/24
+	Gateway      string        `mapstructure:"gateway"`       // optional default route inside the vnode
+	Bridge       string        `mapstructure:"bridge"`        // bridge on every hypervisor, e.g. br0
+	CPUs         int           `mapstructure:"cpus"`
+	MemoryMiB    int           `mapstructure:"memory_mib"`
+	Kernel       string        `mapstructure:"kernel"` // path on the hypervisors
+	Initrd       string        `mapstructure:"initrd"` // path on the hypervisors
+	Cmdline      string        `mapstructure:"cmdline"`
+	SerialDir    string        `mapstructure:"serial_dir"` // console logs, read for liveness; empty: none
+	StartTimeout time.Duration `mapstructure:"start_timeout"`
+}
+
+// Migration tunes live migrations.
+type Migration struct {
+	MaxDowntime   time.Duration `mapstructure:"max_downtime"`    // the guest's pause at switch-over
+	BandwidthMiBs int           `mapstructure:"bandwidth_mibs"`  // 0: unlimited
+	AutoConverge  bool          `mapstructure:"auto_converge"`   // throttle vCPUs that dirty faster than the link
+	PostCopyAfter time.Duration `mapstructure:"post_copy_after"` // 0: never switch to post-copy
+	Timeout       time.Duration `mapstructure:"timeout"`         // abort a migration that runs longer
+	VerifyFor     time.Duration `mapstructure:"verify_for"`      // watch the guest this long on the destination
+}
+
 // Testbed describes the local testbed (scripts/testbed); empty on production hosts.
 type Testbed struct {
 	Dir   string `mapstructure:"dir"`
@@ -94,5 +126,11 @@ func Defaults() Config {
 			Timeout:    10 * time.Second,
 		},
 		Libvirt: Libvirt{DomainType: "qemu", ConnectTimeout: 5 * time.Second},
+		Vnodes:  Vnodes{CPUs: 1, MemoryMiB: 512, Cmdline: "console=ttyS0 quiet panic=-1", StartTimeout: 30 * time.Second},
+		Migration: Migration{
+			MaxDowntime: 50 * time.Millisecond,
+			Timeout:     10 * time.Minute,
+			VerifyFor:   2500 * time.Millisecond,
+		},
 	}
 }

@@ -3,9 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/drover-hpc/drover/internal/hostlist"
 )
 
 // Validate checks values that are well-typed but meaningless. Each error names the key.
@@ -58,6 +61,28 @@ func (c *Config) Validate() error {
 		if h.BMC.Port < 0 || h.BMC.Port > 65535 {
 			bad(key+".bmc.port", "%d is not a port number", h.BMC.Port)
 		}
+	}
+	if c.Vnodes.Nodes != "" {
+		if _, err := hostlist.Expand(c.Vnodes.Nodes); err != nil {
+			bad("vnodes.nodes", "%v", err)
+		}
+		if p, err := netip.ParsePrefix(c.Vnodes.FirstAddress); err != nil || !p.Addr().Is4() {
+			bad("vnodes.first_address", "%q is not an IPv4 address with prefix length, e.g. 198.18.0.11/24", c.Vnodes.FirstAddress)
+		}
+		if c.Vnodes.Gateway != "" {
+			if _, err := netip.ParseAddr(c.Vnodes.Gateway); err != nil {
+				bad("vnodes.gateway", "%q is not an address", c.Vnodes.Gateway)
+			}
+		}
+		if c.Vnodes.Kernel == "" {
+			bad("vnodes.kernel", "missing: the vnode kernel's path on the hypervisors")
+		}
+		if c.Vnodes.CPUs < 1 || c.Vnodes.MemoryMiB < 64 {
+			bad("vnodes", "cpus must be at least 1 and memory_mib at least 64 (got %d, %d)", c.Vnodes.CPUs, c.Vnodes.MemoryMiB)
+		}
+	}
+	if c.Migration.MaxDowntime < 0 || c.Migration.BandwidthMiBs < 0 || c.Migration.Timeout <= 0 {
+		bad("migration", "max_downtime and bandwidth_mibs must not be negative, timeout must be positive")
 	}
 	return errors.Join(errs...)
 }
