@@ -16,7 +16,7 @@ import (
 )
 
 // These tests run against the Slurm of the local testbed (scripts/testbed up net slurm): n1..n3
-// in partitions batch and migratable. They put back what they change: jobs are cancelled,
+// in partition batch, the vnodes vn1..vnN (State=CLOUD, booted on demand) in partition migratable. They put back what they change: jobs are cancelled,
 // weights restored, drained nodes resumed.
 
 // testbed returns the testbed's Slurm config and clients on it.
@@ -125,7 +125,7 @@ func TestIntegrationNodesAndPartitions(t *testing.T) {
 		t.Fatalf("Node(n1): %v", err)
 	}
 	if n1.Address != "127.0.0.1" || n1.CPUs < 1 || n1.RealMemory <= 0 || !n1.Responding() ||
-		!slices.Equal(n1.Partitions, []string{"batch", "migratable"}) || n1.SlurmdVersion != "22.05.8" {
+		!slices.Equal(n1.Partitions, []string{"batch"}) || n1.SlurmdVersion != "22.05.8" {
 		t.Errorf("Node(n1) = %+v", n1)
 	}
 	if _, err := c.Node(ctx, "no-such-node"); !errors.Is(err, slurm.ErrNotFound) {
@@ -141,17 +141,18 @@ func TestIntegrationNodesAndPartitions(t *testing.T) {
 		got[p.Name] = p
 	}
 	for _, tt := range []struct {
-		name string
-		def  bool
-	}{{"batch", true}, {"migratable", false}} {
+		name        string
+		def         bool
+		first, last string
+	}{{"batch", true, "n1", "n3"}, {"migratable", false, "vn1", "vn2"}} {
 		p, ok := got[tt.name]
 		if !ok {
 			t.Errorf("no partition %s in %v", tt.name, parts)
 			continue
 		}
 		members, err := p.NodeNames()
-		if err != nil || p.Default != tt.def || p.State != "UP" || !slices.Contains(members, "n1") || !slices.Contains(members, "n3") {
-			t.Errorf("partition %s = %+v (nodes %v, %v), want default=%v with n1..n3", tt.name, p, members, err, tt.def)
+		if err != nil || p.Default != tt.def || p.State != "UP" || !slices.Contains(members, tt.first) || !slices.Contains(members, tt.last) {
+			t.Errorf("partition %s = %+v (nodes %v, %v), want default=%v with %s..%s", tt.name, p, members, err, tt.def, tt.first, tt.last)
 		}
 	}
 }
@@ -184,7 +185,7 @@ func TestIntegrationJobs(t *testing.T) {
 
 	// held: slurmrestd answers 200 with error 2042 and a job id, which is a success
 	held := submit(t, c, func() slurm.SubmitRequest {
-		r := sleepJob("drover-it-held", "migratable")
+		r := sleepJob("drover-it-held", "batch") // not migratable: releasing it would boot a vnode
 		r.Hold = true
 		return r
 	}())

@@ -48,6 +48,14 @@ TB_SLURM_NODES=${DROVER_TB_SLURM_NODES:-3}
 TB_SLURMRESTD_PORT=${DROVER_TB_SLURMRESTD_PORT:-16820}
 TB_SLURM_TOKEN_FILE=$TB_SLURM_DIR/run/root.jwt
 
+# ---- vnodes: Slurm nodes that are VMs (State=CLOUD, booted by drover through Slurm's ResumeProgram)
+TB_VNODES=${DROVER_TB_VNODES:-4}            # vn1..vnN
+TB_VNODE_ADDR0=11                           # vn1 is $TB_PREFIX.11, vn2 .12, ...
+TB_VNODE_MEM=${DROVER_TB_VNODE_MEM:-512}    # MiB per vnode VM
+TB_VNODE_REALMEM=300                        # what slurm.conf promises (the guest sees less than TB_VNODE_MEM)
+TB_VNODE_DIR=$TB_DIR/vnode
+TB_HOOKS_DIR=$TB_DIR/slurm/hooks
+
 # ---- Debian packages the testbed needs (installed when missing)
 TB_PACKAGES=(
   postgresql postgresql-contrib

@@ -57,11 +57,49 @@ slurm_conf_nodes() {
   local hostnodes="n[1-$n]"
   echo "NodeName=$hostnodes NodeHostname=$host NodeAddr=127.0.0.1 Port=[$first-$last] CPUs=$TB_SLURM_NODE_CPUS RealMemory=$TB_SLURM_NODE_MEM State=UNKNOWN"
   echo "PartitionName=batch Nodes=$hostnodes Default=YES MaxTime=INFINITE State=UP"
-  echo "PartitionName=migratable Nodes=$hostnodes Default=NO MaxTime=INFINITE State=UP"
+  # vnodes: VMs drover boots on demand, one fixed address each
+  local i
+  for i in $(seq 1 "$TB_VNODES"); do
+    echo "NodeName=vn$i NodeAddr=$TB_PREFIX.$((TB_VNODE_ADDR0 + i - 1)) CPUs=1 RealMemory=$TB_VNODE_REALMEM Feature=vnode State=CLOUD"
+  done
+  echo "PartitionName=migratable Nodes=vn[1-$TB_VNODES] Default=NO MaxTime=INFINITE State=UP"
 }
 
-# slurm_conf_power: power-saving hooks (ResumeProgram, SuspendProgram...). None yet.
-slurm_conf_power() { :; }
+# slurm_conf_power: Slurm's power saving drives the vnodes through drover's hooks (scripts/slurm).
+slurm_conf_power() {
+  cat <<EOF
+ResumeProgram=$TB_HOOKS_DIR/resume
+SuspendProgram=$TB_HOOKS_DIR/suspend
+ResumeTimeout=120
+SuspendTimeout=30
+SuspendTime=600
+ResumeRate=0
+SuspendRate=0
+SuspendExcParts=batch
+TreeWidth=65533
+PrivateData=cloud
+PrologSlurmctld=$TB_HOOKS_DIR/job-start
+EpilogSlurmctld=$TB_HOOKS_DIR/job-end
+EOF
+}
+
+# slurm_hooks_install: drover's hook scripts, with a hook.env pointing at this testbed's drover.
+slurm_hooks_install() {
+  mkdir -p "$TB_HOOKS_DIR"
+  local f
+  for f in drover-hook resume suspend job-start job-end; do
+    install -m 755 "$TB_REPO/scripts/slurm/$f" "$TB_HOOKS_DIR/$f"
+  done
+  cat >"$TB_HOOKS_DIR/hook.env.tmp" <<EOF
+DROVER_BIN=$TB_REPO/bin/drover
+DROVER_CONFIG=$TB_CONFIG
+DROVER_LOG_FILE=$TB_SLURM_LOG/drover-hooks.log
+DROVER_LOG_FORMAT=json
+DROVER_LOG_LEVEL=debug
+SLURM_CONF=$TB_SLURM_CONF
+EOF
+  mv "$TB_HOOKS_DIR/hook.env.tmp" "$TB_HOOKS_DIR/hook.env"
+}
 
 # slurm_conf HOST: the whole slurm.conf on stdout.
 slurm_conf() {
@@ -256,6 +294,7 @@ slurm_up() {
   fi
   chmod 600 "$TB_SLURM_JWT_KEY"
 
+  slurm_hooks_install
   slurm_conf "$host" >"$TB_SLURM_CONF.new"
   if cmp -s "$TB_SLURM_CONF.new" "$TB_SLURM_CONF"; then
     rm -f "$TB_SLURM_CONF.new"
