@@ -54,6 +54,20 @@ func (s *Scontrol) Drain(ctx context.Context, node, reason string) error {
 	return err
 }
 
+// Down marks a node DOWN with a reason: what Slurm's power-saving guide prescribes for a node
+// that cannot be resumed, so its jobs are requeued at once instead of after ResumeTimeout.
+func (s *Scontrol) Down(ctx context.Context, node, reason string) error {
+	if err := checkName(node); err != nil {
+		return err
+	}
+	reason = strings.TrimSpace(reason)
+	if err := checkReason(reason); err != nil {
+		return err
+	}
+	_, err := s.run(ctx, "update", "NodeName="+node, "State=DOWN", "Reason="+reason)
+	return err
+}
+
 // Resume implements NodeUpdater.
 func (s *Scontrol) Resume(ctx context.Context, node string) error {
 	if err := checkName(node); err != nil {

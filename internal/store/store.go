@@ -100,7 +100,7 @@ type Boot struct {
 	CPUs       int
 	MemoryMiB  int64
 	Hypervisor string
-	DomainUUID [16]byte
+	DomainUUID string // libvirt's UUID text; "" when unknown
 	JobID      *int64
 }
 

@@ -83,7 +83,7 @@ func TestVnodeLifecycle(t *testing.T) {
 	ctx := context.Background()
 	job := int64(42)
 	err := s.VnodeBooting(ctx, store.Boot{Name: "vn1", Address: netip.MustParsePrefix("198.18.0.11/24"),
-		MAC: "52:54:00:12:00:0b", CPUs: 1, MemoryMiB: 512, Hypervisor: "hv1", DomainUUID: [16]byte{1}, JobID: &job})
+		MAC: "52:54:00:12:00:0b", CPUs: 1, MemoryMiB: 512, Hypervisor: "hv1", DomainUUID: "0f6c1a8e-3a55-4c1e-9d8e-2b7c5e0d9a11", JobID: &job})
 	if err != nil {
 		t.Fatal(err)
 	}

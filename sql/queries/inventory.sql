@@ -28,7 +28,7 @@ WHERE v.name = $1;
 -- name: VnodeBooting
 -- A vnode's VM was started on a hypervisor (or found already running there).
 INSERT INTO vnodes (name, address, mac, cpus, memory_mib, state, state_reason, hypervisor_id, domain_uuid, job_id, booted_at)
-VALUES ($1, $2, $3, $4, $5, 'booting', '', (SELECT id FROM hypervisors WHERE name = $6), $7, $8, now())
+VALUES ($1, $2, $3, $4, $5, 'booting', '', (SELECT id FROM hypervisors WHERE name = $6), NULLIF($7, '')::uuid, $8, now())
 ON CONFLICT (name) DO UPDATE
     SET address = EXCLUDED.address, mac = EXCLUDED.mac, cpus = EXCLUDED.cpus, memory_mib = EXCLUDED.memory_mib,
         state = 'booting', state_reason = '', hypervisor_id = EXCLUDED.hypervisor_id,

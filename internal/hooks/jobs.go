@@ -1,0 +1,110 @@
+package hooks
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drover-hpc/drover/internal/hostlist"
+	"github.com/drover-hpc/drover/internal/slurm"
+	"github.com/drover-hpc/drover/internal/store"
+)
+
+// JobSource looks a job up in Slurm, to learn what the hook environment does not carry (time
+// limit, CPUs, final state).
+type JobSource interface {
+	Job(ctx context.Context, id uint32) (slurm.Job, error)
+}
+
+// JobFromEnv reads the job slurmctld describes to PrologSlurmctld / EpilogSlurmctld. A missing or
+// malformed SLURM_JOB_ID is an error naming it; other fields are taken as they come.
+func JobFromEnv(getenv func(string) string) (store.Job, error) {
+	raw := strings.TrimSpace(getenv("SLURM_JOB_ID"))
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id <= 0 || id > 1<<32-1 {
+		return store.Job{}, fmt.Errorf("SLURM_JOB_ID %q is not a Slurm job id (is this run by slurmctld as PrologSlurmctld/EpilogSlurmctld?)", raw)
+	}
+	j := store.Job{
+		ID:          id,
+		Name:        getenv("SLURM_JOB_NAME"),
+		User:        getenv("SLURM_JOB_USER"),
+		Account:     getenv("SLURM_JOB_ACCOUNT"),
+		Partition:   getenv("SLURM_JOB_PARTITION"),
+		Constraints: getenv("SLURM_JOB_CONSTRAINTS"),
+	}
+	if nl := strings.TrimSpace(getenv("SLURM_JOB_NODELIST")); nl != "" && nl != "(null)" {
+		if j.Nodes, err = hostlist.Expand(nl); err != nil {
+			return store.Job{}, fmt.Errorf("SLURM_JOB_NODELIST: %w", err)
+		}
+	}
+	// EpilogSlurmctld: "exit:signal" in SLURM_JOB_EXIT_CODE2, the wait() status in SLURM_JOB_EXIT_CODE
+	if ec := strings.TrimSpace(getenv("SLURM_JOB_EXIT_CODE2")); ec != "" {
+		code, _, _ := strings.Cut(ec, ":")
+		if c, err := strconv.Atoi(code); err == nil {
+			j.ExitCode = &c
+		}
+	} else if ec := strings.TrimSpace(getenv("SLURM_JOB_EXIT_CODE")); ec != "" {
+		if st, err := strconv.Atoi(ec); err == nil {
+			c := st >> 8
+			j.ExitCode = &c
+		}
+	}
+	return j, nil
+}
+
+// enrich adds what only Slurm knows. Failing to ask is not fatal: the record is made without it.
+func (h *Hooks) enrich(ctx context.Context, src JobSource, j *store.Job) {
+	if src == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	sj, err := src.Job(ctx, uint32(j.ID))
+	if err != nil {
+		h.Log.Warn().Int64("job", j.ID).Err(err).Msg("could not read the job from slurmrestd; recording what the hook environment says")
+		return
+	}
+	if sj.TimeLimit > 0 {
+		tl := sj.TimeLimit
+		j.TimeLimit = &tl
+	}
+	if sj.CPUs > 0 {
+		c := sj.CPUs
+		j.CPUs = &c
+	}
+	if !sj.SubmitTime.IsZero() {
+		t := sj.SubmitTime
+		j.SubmittedAt = &t
+	}
+	if sj.State != "" && sj.State.Finished() {
+		j.State = strings.ToLower(string(sj.State))
+	}
+}
+
+// JobStart records a job that slurmctld is starting.
+func (h *Hooks) JobStart(ctx context.Context, src JobSource, j store.Job) error {
+	h.enrich(ctx, src, &j)
+	if err := h.Store.JobStarted(ctx, j); err != nil {
+		return err
+	}
+	h.Log.Info().Int64("job", j.ID).Str("user", j.User).Strs("nodes", j.Nodes).Msg("job started")
+	return nil
+}
+
+// JobEnd records a job's end, its state and exit code.
+func (h *Hooks) JobEnd(ctx context.Context, src JobSource, j store.Job) error {
+	h.enrich(ctx, src, &j)
+	if j.State == "" {
+		j.State = "completed"
+		if j.ExitCode == nil || *j.ExitCode != 0 {
+			j.State = "failed"
+		}
+	}
+	if err := h.Store.JobEnded(ctx, j); err != nil {
+		return err
+	}
+	h.Log.Info().Int64("job", j.ID).Str("state", j.State).Msg("job ended")
+	return nil
+}
