@@ -4,4 +4,15 @@
 // unfinished migrations after a restart.
 //
 // Not to be confused with sql/migrations, which holds database schema migrations.
+//
+// An Executor runs one migration per Migrate call. libvirt is the truth about where a vnode runs:
+// the executor looks for the domain on every hypervisor before it starts, corrects the vnodes row
+// when the database disagrees, and journals the migration (planned → preparing → transferring →
+// switching_over → verifying → done, or failed / rolled_back with the error) through internal/store.
+// It does not trust libvirt's return code alone: the guest must keep running and using CPU on the
+// destination, and keep writing to its console when its log is readable, before a migration counts
+// as done.
+//
+// It does not decide when or where a vnode moves (that is the scheduler's plan), and it touches
+// only the domain it was asked to move. Pool lends it one libvirt connection per hypervisor.
 package migrate

@@ -30,3 +30,33 @@ FROM migrations m
 JOIN hypervisors s ON s.id = m.src_hypervisor_id
 JOIN hypervisors d ON d.id = m.dst_hypervisor_id
 WHERE m.id = $1;
+
+-- name: UnfinishedMigration
+-- The vnode's migration that has not reached done, failed or rolled_back (at most one), with its owner.
+SELECT m.id, m.vnode, s.name, d.name, m.reason, m.phase, m.created_at, m.started_at, m.first_byte_at,
+       m.finished_at, m.total_ms, m.downtime_ms, m.bytes_total, m.bytes_processed, m.iterations, m.error, m.owner
+FROM migrations m
+JOIN hypervisors s ON s.id = m.src_hypervisor_id
+JOIN hypervisors d ON d.id = m.dst_hypervisor_id
+WHERE m.vnode = $1 AND m.phase NOT IN ('done', 'failed', 'rolled_back');
+
+-- name: MigrationsOfVnode
+-- A vnode's migrations, oldest first.
+SELECT m.id, m.vnode, s.name, d.name, m.reason, m.phase, m.created_at, m.started_at, m.first_byte_at,
+       m.finished_at, m.total_ms, m.downtime_ms, m.bytes_total, m.bytes_processed, m.iterations, m.error
+FROM migrations m
+JOIN hypervisors s ON s.id = m.src_hypervisor_id
+JOIN hypervisors d ON d.id = m.dst_hypervisor_id
+WHERE m.vnode = $1
+ORDER BY m.id;
+
+-- name: MigrationEvents
+-- One migration's journal entries in the order they were written.
+SELECT phase, ts, detail FROM migration_events WHERE migration_id = $1 ORDER BY id;
+
+-- name: VnodeHistory
+-- A vnode's lifecycle events (boots, migrations, reconciliations), oldest first.
+SELECT e.event, e.ts, coalesce(h.name, ''), e.detail
+FROM vnode_events e LEFT JOIN hypervisors h ON h.id = e.hypervisor_id
+WHERE e.vnode = $1
+ORDER BY e.id;
