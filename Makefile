@@ -24,8 +24,9 @@ test: build testbed-up ## unit + integration tests against the testbed (brings i
 unit: ## unit tests only (integration tests skip without a testbed)
 	env -u DROVER_CONFIG -u TEST_DATABASE_URL DROVER_TESTBED_DIR=/nonexistent $(GO) test -count=1 ./...
 
-testbed-up: ## install missing Debian packages and start the local testbed
+testbed-up: build ## install missing Debian packages, start the local testbed, migrate its database
 	$(TESTBED) up
+	$(TESTENV); bin/drover db migrate
 
 testbed-down: ## stop everything the testbed started
 	$(TESTBED) down

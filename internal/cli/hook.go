@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -34,6 +35,11 @@ slurmctld's environment. Logs go to log.file (DROVER_LOG_FILE) since Slurm disca
 				nodes, err := hostlist.Expand(args[0])
 				if err != nil {
 					return err
+				}
+				if f := os.Getenv("SLURM_RESUME_FILE"); f != "" {
+					if b, err := os.ReadFile(f); err == nil {
+						a.log.Debug().RawJSON("resume_file", jsonOrString(b)).Msg("SLURM_RESUME_FILE")
+					}
 				}
 				jobs, err := hooks.ReadResumeFile(os.Getenv("SLURM_RESUME_FILE"))
 				if err != nil {
@@ -124,4 +130,13 @@ func (a *app) withHooks(ctx context.Context, fn func(*hooks.Hooks) error) error 
 	}
 	ev.Strs("args", os.Args[1:]).Dur("took", time.Since(start)).Msg("hook done")
 	return err
+}
+
+// jsonOrString returns b when it is valid JSON, else b quoted as a JSON string, for logging.
+func jsonOrString(b []byte) []byte {
+	if json.Valid(b) {
+		return b
+	}
+	q, _ := json.Marshal(string(b))
+	return q
 }

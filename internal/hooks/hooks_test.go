@@ -18,6 +18,11 @@ func TestParseResumeFile(t *testing.T) {
 	if f.AllNodesResume != "vn[1-3]" || byNode["vn2"].JobID != 12 || byNode["vn3"].JobID != 13 || byNode["vn1"].Features != "vnode" {
 		t.Fatalf("got %+v %+v", f, byNode)
 	}
+	// what slurmctld 22.05.8 wrote on the testbed
+	_, byNode, err = ParseResumeFile([]byte(`{"jobs":[{"job_id":2,"nodes":"vn[2-3]"}],"all_nodes":"vn[2-3]"}`))
+	if err != nil || byNode["vn3"].JobID != 2 || len(byNode) != 2 {
+		t.Fatalf("22.05 format: %+v %v", byNode, err)
+	}
 	for _, bad := range []string{`{`, `[]`, `{"jobs":[{"job_id":0,"nodes_resume":"vn1"}]}`, `{"jobs":[{"job_id":5,"nodes_resume":"vn["}]}`} {
 		if _, _, err := ParseResumeFile([]byte(bad)); err == nil {
 			t.Errorf("%s: no error", bad)
@@ -50,7 +55,7 @@ func TestJobFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.ID != 42 || j.Name != env["SLURM_JOB_NAME"] || len(j.Nodes) != 2 || j.ExitCode == nil || *j.ExitCode != 3 {
+	if j.ID != 42 || j.Name != env["SLURM_JOB_NAME"] || len(j.Nodes) != 2 || j.ExitCode == nil || *j.ExitCode != 3 || j.State != "failed" {
 		t.Fatalf("job = %+v", j)
 	}
 	// wait() status 256 = exit code 1
@@ -58,6 +63,15 @@ func TestJobFromEnv(t *testing.T) {
 	j, err = JobFromEnv(func(k string) string { return env2[k] })
 	if err != nil || *j.ExitCode != 1 || len(j.Nodes) != 0 {
 		t.Fatalf("job = %+v, %v", j, err)
+	}
+	// exit:signal → state when Slurm has not settled it yet
+	for ec, want := range map[string]string{"0:0": "completed", "0:15": "cancelled", "0:9": "cancelled", "1:0": "failed", "0:11": "failed"} {
+		j, _ := JobFromEnv(func(k string) string {
+			return map[string]string{"SLURM_JOB_ID": "8", "SLURM_JOB_EXIT_CODE2": ec}[k]
+		})
+		if j.State != want {
+			t.Errorf("exit %s: state %q, want %q", ec, j.State, want)
+		}
 	}
 	for _, id := range []string{"", "abc", "-1", "0", "99999999999"} {
 		if _, err := JobFromEnv(func(k string) string {

@@ -40,18 +40,39 @@ func JobFromEnv(getenv func(string) string) (store.Job, error) {
 		}
 	}
 	// EpilogSlurmctld: "exit:signal" in SLURM_JOB_EXIT_CODE2, the wait() status in SLURM_JOB_EXIT_CODE
+	sig := -1
 	if ec := strings.TrimSpace(getenv("SLURM_JOB_EXIT_CODE2")); ec != "" {
-		code, _, _ := strings.Cut(ec, ":")
+		code, signal, _ := strings.Cut(ec, ":")
 		if c, err := strconv.Atoi(code); err == nil {
 			j.ExitCode = &c
 		}
+		if s, err := strconv.Atoi(signal); err == nil {
+			sig = s
+		}
 	} else if ec := strings.TrimSpace(getenv("SLURM_JOB_EXIT_CODE")); ec != "" {
 		if st, err := strconv.Atoi(ec); err == nil {
-			c := st >> 8
-			j.ExitCode = &c
+			c, s := st>>8, st&0x7f
+			j.ExitCode, sig = &c, s
 		}
 	}
+	if j.ExitCode != nil {
+		j.State = endState(*j.ExitCode, sig)
+	}
 	return j, nil
+}
+
+// endState names how a job ended from its exit code and signal, for when Slurm has not settled
+// the state yet (EpilogSlurmctld runs while the job is still COMPLETING): scancel and time limits
+// end a job with SIGTERM or SIGKILL.
+func endState(code, sig int) string {
+	switch {
+	case sig == 15 || sig == 9:
+		return "cancelled"
+	case sig > 0 || code != 0:
+		return "failed"
+	default:
+		return "completed"
+	}
 }
 
 // enrich adds what only Slurm knows. Failing to ask is not fatal: the record is made without it.
@@ -89,6 +110,18 @@ func (h *Hooks) JobStart(ctx context.Context, src JobSource, j store.Job) error 
 	if err := h.Store.JobStarted(ctx, j); err != nil {
 		return err
 	}
+	// a vnode that runs a job has booted: slurmd registered with slurmctld
+	var vnodes []string
+	for _, n := range j.Nodes {
+		if h.Catalog.Has(n) {
+			vnodes = append(vnodes, n)
+		}
+	}
+	if len(vnodes) > 0 {
+		if err := h.Store.VnodesRunning(ctx, vnodes, j.ID); err != nil {
+			return err
+		}
+	}
 	h.Log.Info().Int64("job", j.ID).Str("user", j.User).Strs("nodes", j.Nodes).Msg("job started")
 	return nil
 }
@@ -97,10 +130,7 @@ func (h *Hooks) JobStart(ctx context.Context, src JobSource, j store.Job) error 
 func (h *Hooks) JobEnd(ctx context.Context, src JobSource, j store.Job) error {
 	h.enrich(ctx, src, &j)
 	if j.State == "" {
-		j.State = "completed"
-		if j.ExitCode == nil || *j.ExitCode != 0 {
-			j.State = "failed"
-		}
+		j.State = "unknown" // no exit code in the environment and no final state from Slurm
 	}
 	if err := h.Store.JobEnded(ctx, j); err != nil {
 		return err

@@ -9,8 +9,11 @@ import (
 )
 
 // ResumeJob is one job of the SLURM_RESUME_FILE that slurmctld writes for ResumeProgram (22.05+).
+// Slurm 22.05 names a job's nodes "nodes"; later releases say "nodes_alloc" and "nodes_resume"
+// and add features, extra and partition. Either form is read.
 type ResumeJob struct {
 	JobID       int64  `json:"job_id"`
+	Nodes       string `json:"nodes"`
 	NodesAlloc  string `json:"nodes_alloc"`
 	NodesResume string `json:"nodes_resume"`
 	Features    string `json:"features"`
@@ -20,6 +23,7 @@ type ResumeJob struct {
 
 // ResumeFile is the whole file.
 type ResumeFile struct {
+	AllNodes       string      `json:"all_nodes"` // 22.05
 	AllNodesResume string      `json:"all_nodes_resume"`
 	Jobs           []ResumeJob `json:"jobs"`
 }
@@ -38,6 +42,9 @@ func ParseResumeFile(data []byte) (ResumeFile, map[string]ResumeJob, error) {
 		expr := j.NodesResume
 		if expr == "" {
 			expr = j.NodesAlloc
+		}
+		if expr == "" {
+			expr = j.Nodes
 		}
 		if expr == "" {
 			continue

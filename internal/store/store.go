@@ -133,6 +133,14 @@ func (s *Store) SetVnodeState(ctx context.Context, name, state, reason string, h
 	return nil
 }
 
+// VnodesRunning marks booting vnodes as running for job jobID.
+func (s *Store) VnodesRunning(ctx context.Context, names []string, jobID int64) error {
+	if _, err := s.db.Exec(ctx, q.Get("VnodesRunning"), names, jobID); err != nil {
+		return fmt.Errorf("mark %v running: %w", names, err)
+	}
+	return nil
+}
+
 // VnodeEvent appends to a vnode's history; detail is stored as JSON.
 func (s *Store) VnodeEvent(ctx context.Context, vnode, event, hypervisor string, detail any) error {
 	b, err := json.Marshal(orEmpty(detail))

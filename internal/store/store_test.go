@@ -94,6 +94,12 @@ func TestVnodeLifecycle(t *testing.T) {
 	if v.State != "booting" || v.Hypervisor != "hv1" || v.JobID == nil || *v.JobID != 42 || v.DomainUUID == nil {
 		t.Fatalf("after boot: %+v", v)
 	}
+	if err := s.VnodesRunning(ctx, []string{"vn1", "vn7"}, 43); err != nil { // vn7 unknown: ignored
+		t.Fatal(err)
+	}
+	if v, _ = s.GetVnode(ctx, "vn1"); v.State != "running" || *v.JobID != 43 || v.Hypervisor != "hv1" {
+		t.Fatalf("after job start: %+v", v)
+	}
 	hv2 := "hv2"
 	if err := s.SetVnodeState(ctx, "vn1", "running", "", &hv2); err != nil {
 		t.Fatal(err)

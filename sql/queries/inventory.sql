@@ -45,6 +45,11 @@ SET state = $2, state_reason = $3, updated_at = now(),
     job_id = CASE WHEN $2 = 'absent' THEN NULL ELSE job_id END
 WHERE name = $1;
 
+-- name: VnodesRunning
+-- The vnodes of a job that started: their slurmd registered, so they are up.
+UPDATE vnodes SET state = 'running', job_id = $2, state_reason = '', updated_at = now()
+WHERE name = ANY($1) AND state IN ('booting', 'running');
+
 -- name: EnsureVnode
 INSERT INTO vnodes (name) VALUES ($1) ON CONFLICT (name) DO NOTHING;
 
