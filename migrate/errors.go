@@ -18,7 +18,7 @@ var (
 	// ErrUnknownHypervisor: the destination is not a configured hypervisor.
 	ErrUnknownHypervisor = errors.New("unknown hypervisor")
 	// ErrSameHypervisor: the vnode already runs on the destination.
-	ErrSameHypervisor = errors.New("destination is the hypervisor the vnode runs on")
+	ErrSameHypervisor = errors.New("destination is the source")
 	// ErrUnreachable: a hypervisor the migration needs did not answer.
 	ErrUnreachable = errors.New("hypervisor unreachable")
 	// ErrRunsTwice: the vnode's domain is active on more than one hypervisor.

@@ -159,7 +159,7 @@ func hint(err error, r *run) string {
 	case errors.Is(err, ErrSameHypervisor):
 		return "nothing to do: " + vn + " is already there; choose another destination"
 	case errors.Is(err, ErrNotRunning):
-		return "a vnode runs while Slurm has it resumed; start it (or resume a paused domain) before migrating"
+		return "nothing to migrate: start the vnode first (Slurm resumes it for a job), or resume a paused domain"
 	case errors.Is(err, ErrUnreachable):
 		return "check that libvirtd runs on " + dst + " and answers (drover check), then try again"
 	case errors.Is(err, ErrRunsTwice):
