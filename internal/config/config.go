@@ -112,6 +112,9 @@ type Migration struct {
 type Testbed struct {
 	Dir   string `mapstructure:"dir"`
 	Netns string `mapstructure:"netns"`
+	// ControllerAddress is the host's address on the testbed network, where vnodes reach
+	// slurmctld and test listeners.
+	ControllerAddress string `mapstructure:"controller_address"`
 }
 
 // Defaults returns the configuration used for every key the file, environment and flags leave unset.

@@ -71,7 +71,7 @@ slurm_conf_power() {
 ResumeProgram=$TB_HOOKS_DIR/resume
 SuspendProgram=$TB_HOOKS_DIR/suspend
 ResumeTimeout=120
-SuspendTimeout=30
+SuspendTimeout=10
 SuspendTime=600
 ResumeRate=0
 SuspendRate=0
