@@ -70,6 +70,8 @@ type Result struct {
 	// Corrected is set when the vnodes row disagreed with libvirt and was fixed before migrating:
 	// what the row said.
 	Corrected string
+	// Unasked lists the other hypervisors that could not be asked whether they run the vnode too.
+	Unasked []string
 }
 
 // Migrate moves req.VNode to req.To while it runs, journals each phase and verifies the guest on
@@ -157,6 +159,7 @@ func (r *run) migrate(ctx context.Context) error {
 	}
 	r.src, r.dst, r.res.From = p.src, p.dst, p.src.hv
 	for _, u := range p.unreachable {
+		r.res.Unasked = append(r.res.Unasked, u.hv)
 		e.log.Warn().Str("vnode", req.VNode).Str("hypervisor", u.hv).Err(u.err).
 			Msg("hypervisor unreachable: cannot rule out a second copy of the vnode there")
 	}
@@ -219,6 +222,7 @@ func (r *run) transfer(ctx context.Context, uri string) (virt.MigrateResult, err
 			if p.DataProcessed > 0 {
 				once.Do(func() {
 					r.res.FirstByte = time.Since(r.start)
+					r.enter(PhaseTransferring, "")
 					firstByte <- p
 				})
 			}
@@ -232,7 +236,7 @@ func (r *run) transfer(ctx context.Context, uri string) (virt.MigrateResult, err
 		defer close(journaled)
 		select {
 		case p := <-firstByte:
-			_ = r.setPhase(context.WithoutCancel(ctx), PhaseTransferring, "", map[string]any{
+			_ = r.journal(context.WithoutCancel(ctx), PhaseTransferring, "", map[string]any{
 				"first_byte_ms": r.res.FirstByte.Milliseconds(), "total_bytes": p.DataTotal})
 		case <-stop:
 		}
@@ -347,6 +351,13 @@ func (r *run) finish(jctx context.Context, phase Phase, err error, hv string, de
 
 // setPhase journals phase and reports it. A failed write is remembered for the final result.
 func (r *run) setPhase(ctx context.Context, phase Phase, errText string, detail map[string]any) error {
+	err := r.journal(ctx, phase, errText, detail)
+	r.enter(phase, errText)
+	return err
+}
+
+// journal writes phase to the journal. A failed write is remembered for the final result.
+func (r *run) journal(ctx context.Context, phase Phase, errText string, detail map[string]any) error {
 	err := write(ctx, func(ctx context.Context) error {
 		return r.e.st.SetMigrationPhase(ctx, r.id, string(phase), errText, detail)
 	})
@@ -354,11 +365,15 @@ func (r *run) setPhase(ctx context.Context, phase Phase, errText string, detail 
 		r.journalFailed(err)
 		r.e.log.Error().Int64("migration", r.id).Str("phase", string(phase)).Err(err).Msg("journal write failed")
 	}
+	return err
+}
+
+// enter makes phase the current one and reports it.
+func (r *run) enter(phase Phase, errText string) {
 	r.emitMu.Lock()
 	r.phase = phase
 	r.emitMu.Unlock()
 	r.emit(Event{Phase: phase, Err: errText})
-	return err
 }
 
 func (r *run) currentPhase() Phase {

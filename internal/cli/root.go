@@ -89,7 +89,7 @@ Configuration comes from the file given by --config (default $DROVER_CONFIG, els
 	pf.String("log-format", "console", "log format: console or json")
 	a.flags = pf
 
-	root.AddCommand(a.versionCommand(), a.dbCommand(), a.checkCommand(), a.hookCommand())
+	root.AddCommand(a.versionCommand(), a.dbCommand(), a.checkCommand(), a.hookCommand(), a.migrateCommand())
 	return root
 }
 
