@@ -234,12 +234,18 @@ func (r *run) transfer(ctx context.Context, uri string) (virt.MigrateResult, err
 	stop := make(chan struct{})
 	go func() {
 		defer close(journaled)
+		var p virt.Progress
 		select {
-		case p := <-firstByte:
-			_ = r.journal(context.WithoutCancel(ctx), PhaseTransferring, "", map[string]any{
-				"first_byte_ms": r.res.FirstByte.Milliseconds(), "total_bytes": p.DataTotal})
-		case <-stop:
+		case p = <-firstByte:
+		case <-stop: // the first byte may have come just before the end
+			select {
+			case p = <-firstByte:
+			default:
+				return
+			}
 		}
+		_ = r.journal(context.WithoutCancel(ctx), PhaseTransferring, "", map[string]any{
+			"first_byte_ms": r.res.FirstByte.Milliseconds(), "total_bytes": p.DataTotal})
 	}()
 	res, err := r.src.conn.MigrateLive(mctx, r.req.VNode, r.dst.conn, opts)
 	close(stop)
