@@ -187,10 +187,10 @@ func TestTestbedMigrateThereAndBack(t *testing.T) {
 		}
 		lv := res.Libvirt
 		t.Logf("hop %d %s→%s: wall %v (libvirt call %v), QEMU %v, downtime %v, %.1f MiB sent of %.1f, %d iterations, "+
-			"first byte %v after the call, verified %v (CPU %v, %d console lines)",
+			"first byte %v after the call, verified %v (CPU %v, %d console lines), %d progress reports with data",
 			i+1, res.From, res.To, res.Wall.Round(time.Millisecond), lv.Wall.Round(time.Millisecond), lv.Elapsed, lv.Downtime,
 			float64(lv.DataProcessed)/(1<<20), float64(lv.DataTotal)/(1<<20), lv.Iterations, res.FirstByte.Round(time.Millisecond),
-			res.Verification.Watched.Round(time.Millisecond), res.Verification.CPUTime, res.Verification.NewLines)
+			res.Verification.Watched.Round(time.Millisecond), res.Verification.CPUTime, res.Verification.NewLines, rec.moves)
 		if i == 0 && res.Corrected != "running on hv2" {
 			t.Errorf("hop 1: Corrected = %q, want the row's claim %q", res.Corrected, "running on hv2")
 		}

@@ -174,13 +174,14 @@ func phaseLine(ev migrate.Event) string {
 	return s
 }
 
-// progressLine: "vn1: 64.0 of 128.5 MiB sent, 60.1 MiB left, 95.2 MiB/s, iteration 1, 0.75s".
+// progressLine: "vn1: 64.0 MiB of 128.5 MiB sent, 60.1 MiB left, 95.2 MiB/s, iteration 1, elapsed 0.75s",
+// elapsed being QEMU's time since the copy began.
 func progressLine(ev migrate.Event) string {
 	p := ev.Progress
 	if p.DataTotal == 0 {
-		return fmt.Sprintf("%s: waiting for %s to receive, %s", ev.VNode, ev.To, seconds(p.Elapsed))
+		return fmt.Sprintf("%s: waiting for %s to receive, elapsed %s", ev.VNode, ev.To, seconds(p.Elapsed))
 	}
-	s := fmt.Sprintf("%s: %s of %s sent, %s left, %s/s, iteration %d, %s", ev.VNode, mib(p.DataProcessed),
+	s := fmt.Sprintf("%s: %s of %s sent, %s left, %s/s, iteration %d, elapsed %s", ev.VNode, mib(p.DataProcessed),
 		mib(p.DataTotal), mib(p.DataRemaining), mib(p.BytesPerSec), p.Iteration, seconds(p.Elapsed))
 	if p.PostCopy {
 		s += ", post-copy"

@@ -25,12 +25,12 @@ func TestMigrateDisplay(t *testing.T) {
 		t.Errorf("phaseLine = %q, want %q", got, want)
 	}
 	ev.Progress = &p
-	if got, want := progressLine(ev), "vn1: 64.0 MiB of 128.0 MiB sent, 60.0 MiB left, 95.0 MiB/s, iteration 1, 0.75s"; got != want {
+	if got, want := progressLine(ev), "vn1: 64.0 MiB of 128.0 MiB sent, 60.0 MiB left, 95.0 MiB/s, iteration 1, elapsed 0.75s"; got != want {
 		t.Errorf("progressLine = %q, want %q", got, want)
 	}
 	waiting := ev
 	waiting.Progress = &virt.Progress{Elapsed: 250 * time.Millisecond}
-	if got, want := progressLine(waiting), "vn1: waiting for hv2 to receive, 0.25s"; got != want {
+	if got, want := progressLine(waiting), "vn1: waiting for hv2 to receive, elapsed 0.25s"; got != want {
 		t.Errorf("progressLine before any data = %q, want %q", got, want)
 	}
 	phase := ev
