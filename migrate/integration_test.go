@@ -313,8 +313,9 @@ func TestTestbedMigrateRefusals(t *testing.T) {
 }
 
 // A second migration of a vnode that is migrating is refused; cancelling the first aborts it and
-// leaves the guest running on the source, journaled as rolled back.
-func TestTestbedMigrateConcurrentAndAbort(t *testing.T) {
+// leaves the guest running on the source, journaled as rolled back. Then a guest that dies right
+// after switch-over fails verification.
+func TestTestbedMigrateConcurrentAbortAndDeath(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	b := newBed(t, ctx, "dirty_mb=16 dirty_rate=8")
@@ -389,6 +390,32 @@ func TestTestbedMigrateConcurrentAndAbort(t *testing.T) {
 		t.Fatalf("migration after the abort: %+v, %v", res, err)
 	}
 	b.runsOn(t, ctx, "hv2")
+
+	// A guest that dies on the destination right after switch-over (as a TCG guest that panics is
+	// destroyed) fails verification although libvirt reported success.
+	hv1 := b.conn(t, ctx, "hv1")
+	kill := func(ev migrate.Event) {
+		if ev.Progress == nil && ev.Phase == migrate.PhaseVerifying {
+			if err := hv1.Destroy(ctx, b.vnode); err != nil {
+				t.Errorf("destroy on the destination: %v", err)
+			}
+		}
+	}
+	res, err = ex.Migrate(ctx, migrate.Request{VNode: b.vnode, To: "hv1", SerialLog: b.serial}, kill)
+	t.Logf("guest killed during verification: %v", err)
+	if !errors.Is(err, migrate.ErrGuestDied) || res.Phase != migrate.PhaseFailed ||
+		!strings.Contains(err.Error(), "guest died after switch-over: the domain disappeared from hv1") {
+		t.Fatalf("migration whose guest died: %+v, %v", res, err)
+	}
+	if m, err := b.st.GetMigration(ctx, res.ID); err != nil || m.Phase != "failed" || !strings.Contains(m.Error, "guest died") ||
+		m.DowntimeMS == nil {
+		t.Fatalf("journal row %+v, %v; want failed with the figures", m, err)
+	}
+	b.row(t, ctx, "failed", "")
+	hist, err := b.st.VnodeHistory(ctx, b.vnode)
+	if err != nil || len(hist) == 0 || hist[len(hist)-1].Event != "migration-failed" {
+		t.Fatalf("vnode history %+v, %v; want it to end with migration-failed", hist, err)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
