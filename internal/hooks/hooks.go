@@ -152,7 +152,7 @@ func (h *Hooks) resumeOne(ctx context.Context, hosts []*host, name string, job R
 	n, ok := h.Catalog.Lookup(name)
 	if !ok {
 		// not ours: say so in Slurm too, a vnode nobody boots would wait out ResumeTimeout
-		return h.fail(ctx, log, name, "", jobID, fmt.Sprintf("not a drover vnode (vnodes.nodes is %q)", strings.Join(h.Catalog.Names(), ",")), false)
+		return h.fail(ctx, log, name, "", jobID, fmt.Sprintf("not a drover vnode (vnodes.nodes is %q)", strings.Join(h.Catalog.Names(), ",")), true)
 	}
 	if on := where(hosts, name); len(on) > 0 {
 		// Slurm may call ResumeProgram twice for a node: the VM it asked for is already there
