@@ -197,6 +197,7 @@ func setBounds(fields []string, dst ...**float64) error {
 
 // ParseYAML parses the YAML form of thresholds, a list of sensors:
 //
+//	# thresholds.yaml
 //	- sensor: CPU Temp
 //	  warning:  {high: 80}
 //	  critical: {low: 5, high: 90}

@@ -1,0 +1,191 @@
+package health
+
+import (
+	"fmt"
+	"time"
+)
+
+// Kind is what an Event is about.
+type Kind string
+
+// The kinds of events.
+const (
+	KindState      Kind = "state"      // a sensor's state changed
+	KindPrediction Kind = "prediction" // a sensor is expected to reach a critical bound within the horizon
+	KindError      Kind = "error"      // a sensor's readings are unusable (NaN, infinite, out of order)
+)
+
+// Event is something about a host's health the server should hear of.
+type Event struct {
+	Host, Sensor string
+	Kind         Kind
+	At           time.Time // the time of the reading that caused it
+	// From and To are the states of a state change. For a prediction, From is the current
+	// state and To Critical; for an error both are the current state.
+	From, To State
+	Value    float64 // the reading (state), the fitted current value (prediction); 0 for errors
+	// Threshold is the bound of a state change (see Transition.Threshold) or the critical
+	// bound a prediction heads for; 0 for errors.
+	Threshold   float64
+	PredictedAt time.Time // predictions: the expected crossing
+	Confidence  float64   // predictions: see Prediction.Confidence
+	Message     string    // one line for people
+}
+
+// Defaults of EventConfig's zero fields.
+const (
+	DefaultHorizon       = 15 * time.Minute
+	DefaultMinConfidence = 0.5
+	DefaultShift         = 0.25
+	DefaultMinShift      = 30 * time.Second
+	DefaultRepeat        = time.Minute
+	DefaultForget        = 2 * time.Minute
+)
+
+// EventConfig says which predictions are worth an event. Zero fields take the defaults above.
+type EventConfig struct {
+	// Horizon: predictions of a crossing further ahead are not reported.
+	Horizon time.Duration
+	// MinConfidence: predictions less confident are not reported.
+	MinConfidence float64
+	// A reported prediction is reported again when its crossing time moves by more than Shift
+	// times the time left until it and by more than MinShift, but not sooner than Repeat after
+	// the previous report.
+	Shift    float64
+	MinShift time.Duration
+	Repeat   time.Duration
+	// Forget: after this long without a reportable prediction, the next one is reported as new.
+	Forget time.Duration
+}
+
+func (c EventConfig) withDefaults() EventConfig {
+	if c.Horizon <= 0 {
+		c.Horizon = DefaultHorizon
+	}
+	if c.MinConfidence <= 0 {
+		c.MinConfidence = DefaultMinConfidence
+	}
+	if c.Shift <= 0 {
+		c.Shift = DefaultShift
+	}
+	if c.MinShift <= 0 {
+		c.MinShift = DefaultMinShift
+	}
+	if c.Repeat <= 0 {
+		c.Repeat = DefaultRepeat
+	}
+	if c.Forget <= 0 {
+		c.Forget = DefaultForget
+	}
+	return c
+}
+
+// Emitter decides which events one sensor's updates give, remembering what it reported so that
+// a sensor does not cause a storm of events:
+//
+//   - state: every change, except a sensor seen for the first time being ok (Unknown → OK).
+//   - prediction: while the state is ok or warning, a prediction with at least MinConfidence
+//     whose crossing is within Horizon is reported when it first appears; then again only when
+//     its estimate moves materially (see EventConfig), at most once per Repeat. It is forgotten
+//     after Forget without such a prediction, or once the sensor is critical.
+//   - error: the first of a run of errors, and then only when the message changes; a good
+//     reading ends the run.
+//
+// An Emitter belongs to one (host, sensor) and is not safe for concurrent use. It has no
+// clock: time is that of the updates.
+type Emitter struct {
+	cfg EventConfig
+
+	known     bool // has had a reading
+	failing   bool
+	lastErr   string
+	announced bool       // a prediction has been reported and not forgotten
+	reported  Prediction // the last one reported
+	reportAt  time.Time  // when
+	seenAt    time.Time  // when a reportable prediction was last seen
+}
+
+// NewEmitter returns an Emitter for one sensor.
+func NewEmitter(cfg EventConfig) *Emitter { return &Emitter{cfg: cfg.withDefaults()} }
+
+// Decide returns the events of one update: the tracker's transition and error for a reading,
+// and the predictor's result after it (predicted false when there is none).
+func (e *Emitter) Decide(tr Transition, p Prediction, predicted bool, err error) []Event {
+	var out []Event
+	if err != nil {
+		msg := err.Error()
+		if !e.failing || msg != e.lastErr {
+			out = append(out, Event{
+				Host: tr.Host, Sensor: tr.Sensor, Kind: KindError, At: tr.At,
+				From: tr.From, To: tr.To, Message: msg,
+			})
+		}
+		e.failing, e.lastErr = true, msg
+		return out
+	}
+	e.failing = false
+
+	if tr.Changed() && (e.known || tr.From != Unknown || tr.To != OK) {
+		out = append(out, stateEvent(tr))
+	}
+	if tr.To != Unknown {
+		e.known = true
+	}
+
+	if predicted && e.reportable(tr, p) {
+		e.seenAt = tr.At
+		if !e.announced || (e.moved(tr.At, p) && tr.At.Sub(e.reportAt) >= e.cfg.Repeat) {
+			out = append(out, predictionEvent(tr, p))
+			e.announced, e.reported, e.reportAt = true, p, tr.At
+		}
+	} else if e.announced && (tr.To == Critical || tr.At.Sub(e.seenAt) >= e.cfg.Forget) {
+		e.announced = false
+	}
+	return out
+}
+
+// reportable: the sensor is not yet critical and the prediction is confident and near enough.
+func (e *Emitter) reportable(tr Transition, p Prediction) bool {
+	return (tr.To == OK || tr.To == Warning) &&
+		p.Confidence >= e.cfg.MinConfidence &&
+		p.At.Sub(tr.At) <= e.cfg.Horizon
+}
+
+// moved: the estimate differs materially from the one reported.
+func (e *Emitter) moved(now time.Time, p Prediction) bool {
+	shift := p.At.Sub(e.reported.At).Abs()
+	left := max(p.At.Sub(now), 0)
+	return shift > e.cfg.MinShift && float64(shift) > e.cfg.Shift*float64(left)
+}
+
+func stateEvent(tr Transition) Event {
+	ev := Event{
+		Host: tr.Host, Sensor: tr.Sensor, Kind: KindState, At: tr.At,
+		From: tr.From, To: tr.To, Value: tr.Value, Threshold: tr.Threshold,
+	}
+	switch {
+	case tr.To == Unknown:
+		ev.Message = fmt.Sprintf("%s %q: %s -> unknown: no reading", tr.Host, tr.Sensor, tr.From)
+	case tr.From != Unknown && tr.To < tr.From:
+		ev.Message = fmt.Sprintf("%s %q: %s -> %s: %g is back from the %s bound %g",
+			tr.Host, tr.Sensor, tr.From, tr.To, tr.Value, tr.From, tr.Threshold)
+	case tr.To == OK:
+		ev.Message = fmt.Sprintf("%s %q: %s -> ok: %g", tr.Host, tr.Sensor, tr.From, tr.Value)
+	default:
+		ev.Message = fmt.Sprintf("%s %q: %s -> %s: %g reached the %s bound %g",
+			tr.Host, tr.Sensor, tr.From, tr.To, tr.Value, tr.To, tr.Threshold)
+	}
+	return ev
+}
+
+func predictionEvent(tr Transition, p Prediction) Event {
+	return Event{
+		Host: tr.Host, Sensor: tr.Sensor, Kind: KindPrediction, At: tr.At,
+		From: tr.To, To: Critical, Value: p.Value, Threshold: p.Threshold,
+		PredictedAt: p.At, Confidence: p.Confidence,
+		Message: fmt.Sprintf("%s %q: %.4g now, %+.3g per second, expected to reach the critical bound %g in %s (between %s and %s, confidence %.2f)",
+			tr.Host, tr.Sensor, p.Value, p.Slope, p.Threshold,
+			p.At.Sub(tr.At).Round(time.Second), p.Earliest.Sub(tr.At).Round(time.Second),
+			p.Latest.Sub(tr.At).Round(time.Second), p.Confidence),
+	}
+}
