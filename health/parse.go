@@ -73,8 +73,9 @@ const lineForms = `want "<sensor> <low> <high>" or "<sensor> <low_crit> <low_war
 // may contain spaces. With two bounds they are critical ones (the limits the 2007 daemon
 // migrated at; no warning state); with four, critical and warning. A bound is a number, or `-`
 // or `none` for no bound. `#` starts a comment at the start of a line or after white space.
-// A name must be quoted ("...") when it ends in a field that reads as a bound, since
-// `Fan 1 500 -` could also be a mistyped four-bound line; such lines are errors, never guessed.
+// A name must be quoted ("...") when it ends in a field that reads as a bound or starts like
+// one (a digit, sign or point), since `Fan 1 500 -` could also be a four-bound line missing
+// a bound and `CPU Temp 5 1O 80 90` one with a typo: such lines are errors, never guessed.
 // Each mistake is reported as a ParseError naming file and line.
 func ParseLines(file string, data []byte) ([]Threshold, error) {
 	var (
@@ -147,6 +148,10 @@ func parseLine(line string) (th Threshold, blank bool, err error) {
 	case k == 3 || k > 4:
 		return th, false, fmt.Errorf("%s: %d numbers at the end of the line; if the sensor name ends in a number, quote it (\"%s\" ...)",
 			lineForms, k, strings.Join(fields[:len(fields)-min(k, 4)], " "))
+	case len(fields)-k > 1 && strings.ContainsAny(fields[len(fields)-k-1][:1], "0123456789+-."):
+		// "CPU Temp 5 1O 80 90" must not become a sensor "CPU Temp 5 1O" with two bounds
+		return th, false, fmt.Errorf("%s: %q looks like a mistyped number; if it is part of the sensor name, quote the name",
+			lineForms, fields[len(fields)-k-1])
 	default:
 		name = strings.Join(fields[:len(fields)-k], " ")
 	}
