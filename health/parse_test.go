@@ -50,10 +50,14 @@ func TestParseLines(t *testing.T) {
 		{
 			// '#' inside a field is part of it; only a '#' starting a field starts a comment
 			name: "hash inside a name, CRLF line ends, negative and exponent numbers",
-			text: "CPU#1 Temp -10 8.5e1\r\n12V 10.8 11.4 12.6 13.2\r\n",
+			text: "CPU#1 Temp -10 8.5e1\r\n12V 10.8 11.4 12.6 13.2\r\nCPU 1 Temp 10 85\r\n\"P1 3.3V\" 3.0 3.6\r\n",
 			want: []Threshold{
 				src(th("CPU#1 Temp", -10, none, none, 85), "1"),
+				// a one-field name may start with a digit
 				src(th("12V", 10.8, 11.4, 12.6, 13.2), "2"),
+				// numbers inside a name are fine; at its end they need quotes
+				src(th("CPU 1 Temp", 10, none, none, 85), "3"),
+				src(th("P1 3.3V", 3.0, none, none, 3.6), "4"),
 			},
 		},
 	}
@@ -103,6 +107,11 @@ func TestParseLinesErrors(t *testing.T) {
 			name: "five numbers are ambiguous",
 			text: "DIMM 1 5 10 80 90\n",
 			want: []string{file + `:1: want "<sensor> <low> <high>" or "<sensor> <low_crit> <low_warn> <high_warn> <high_crit>": 5 numbers at the end of the line; if the sensor name ends in a number, quote it ("DIMM 1" ...)`},
+		},
+		{
+			name: "name ending in a number-like field",
+			text: "P1 3.3V 3.0 3.6\n",
+			want: []string{file + `:1: want "<sensor> <low> <high>" or "<sensor> <low_crit> <low_warn> <high_warn> <high_crit>": "3.3V" looks like a mistyped number; if it is part of the sensor name, quote the name`},
 		},
 		{
 			name: "too few fields",
