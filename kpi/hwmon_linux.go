@@ -31,17 +31,17 @@ type hwmonKind struct {
 	prefix string // attribute prefix: "temp" in temp1_input
 	metric string
 	q      quantity
-	scale  float64
+	per    float64 // raw units per base unit: 1000 millidegrees per degree
 }
 
 // hwmonKinds are the channel kinds drover reads, in the order samples are returned.
 var hwmonKinds = [...]hwmonKind{
-	{"temp", MetricTempCelsius, qCelsius, 1e-3},    // millidegree Celsius
-	{"fan", MetricFanRPM, qRPM, 1},                 // RPM
-	{"in", MetricVoltageVolts, qVolts, 1e-3},       // millivolt
-	{"curr", MetricCurrentAmperes, qAmperes, 1e-3}, // milliampere
-	{"power", MetricPowerWatts, qWatts, 1e-6},      // microwatt
-	{"energy", MetricEnergyJoules, qJoules, 1e-6},  // microjoule
+	{"temp", MetricTempCelsius, qCelsius, 1e3},    // millidegree Celsius
+	{"fan", MetricFanRPM, qRPM, 1},                // RPM
+	{"in", MetricVoltageVolts, qVolts, 1e3},       // millivolt
+	{"curr", MetricCurrentAmperes, qAmperes, 1e3}, // milliampere
+	{"power", MetricPowerWatts, qWatts, 1e6},      // microwatt
+	{"energy", MetricEnergyJoules, qJoules, 1e6},  // microjoule
 }
 
 // hwmonChip is one /sys/class/hwmon/hwmonN directory.
@@ -178,7 +178,7 @@ func (c *Hwmon) readChip(b *batch, ch hwmonChip, present map[string]struct{}) {
 				alarms[a] = v != "0"
 			}
 		}
-		b.add(k.metric, sensor, k.q, float64(n)*k.scale, hwmonStatus(k.prefix, alarms), raw)
+		b.add(k.metric, sensor, k.q, float64(n)/k.per, hwmonStatus(k.prefix, alarms), raw)
 	}
 }
 

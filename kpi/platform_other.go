@@ -1,0 +1,6 @@
+//go:build !linux
+
+package kpi
+
+// platformCollectors: drover reads sysfs on Linux only.
+func platformCollectors(Env) []namedCollector { return nil }
