@@ -35,7 +35,7 @@ type Event struct {
 // Defaults of EventConfig's zero fields.
 const (
 	DefaultHorizon       = 15 * time.Minute
-	DefaultMinConfidence = 0.5
+	DefaultMinConfidence = 0.8
 	DefaultShift         = 0.25
 	DefaultMinShift      = 30 * time.Second
 	DefaultRepeat        = time.Minute

@@ -14,7 +14,7 @@ const (
 	DefaultMaxSamples = 60
 	DefaultMinSamples = 10
 	DefaultMinSpan    = 10 * time.Second
-	DefaultLevel      = 0.90
+	DefaultLevel      = 0.99
 )
 
 // PredictorConfig tunes Predictors. Zero fields take the defaults above.
