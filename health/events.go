@@ -1,6 +1,7 @@
 package health
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -88,21 +89,20 @@ func (c EventConfig) withDefaults() EventConfig {
 //     whose crossing is within Horizon is reported when it first appears; then again only when
 //     its estimate moves materially (see EventConfig), at most once per Repeat. It is forgotten
 //     after Forget without such a prediction, or once the sensor is critical.
-//   - error: the first of a run of errors, and then only when the message changes; a good
-//     reading ends the run.
+//   - error: at most one per kind of error (invalid reading, out of order, other) per Repeat,
+//     so a sensor that reads NaN every other second gives one event a minute, not thirty.
 //
 // An Emitter belongs to one (host, sensor) and is not safe for concurrent use. It has no
 // clock: time is that of the updates.
 type Emitter struct {
 	cfg EventConfig
 
-	known     bool // has had a reading
-	failing   bool
-	lastErr   string
-	announced bool       // a prediction has been reported and not forgotten
-	reported  Prediction // the last one reported
-	reportAt  time.Time  // when
-	seenAt    time.Time  // when a reportable prediction was last seen
+	known     bool         // has had a reading
+	errAt     [3]time.Time // when each class of error was last reported (see errClass)
+	announced bool         // a prediction has been reported and not forgotten
+	reported  Prediction   // the last one reported
+	reportAt  time.Time    // when
+	seenAt    time.Time    // when a reportable prediction was last seen
 }
 
 // NewEmitter returns an Emitter for one sensor.
@@ -113,17 +113,16 @@ func NewEmitter(cfg EventConfig) *Emitter { return &Emitter{cfg: cfg.withDefault
 func (e *Emitter) Decide(tr Transition, p Prediction, predicted bool, err error) []Event {
 	var out []Event
 	if err != nil {
-		msg := err.Error()
-		if !e.failing || msg != e.lastErr {
+		c := errClass(err)
+		if last := e.errAt[c]; last.IsZero() || tr.At.Sub(last).Abs() >= e.cfg.Repeat {
 			out = append(out, Event{
 				Host: tr.Host, Sensor: tr.Sensor, Kind: KindError, At: tr.At,
-				From: tr.From, To: tr.To, Message: msg,
+				From: tr.From, To: tr.To, Message: err.Error(),
 			})
+			e.errAt[c] = tr.At
 		}
-		e.failing, e.lastErr = true, msg
 		return out
 	}
-	e.failing = false
 
 	if tr.Changed() && (e.known || tr.From != Unknown || tr.To != OK) {
 		out = append(out, stateEvent(tr))
@@ -142,6 +141,17 @@ func (e *Emitter) Decide(tr Transition, p Prediction, predicted bool, err error)
 		e.announced = false
 	}
 	return out
+}
+
+// errClass sorts errors for de-duplication: their messages carry values and times.
+func errClass(err error) int {
+	switch {
+	case errors.Is(err, ErrInvalidReading):
+		return 0
+	case errors.Is(err, ErrOutOfOrder):
+		return 1
+	}
+	return 2
 }
 
 // reportable: the sensor is not yet critical and the prediction is confident and near enough.
