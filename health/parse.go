@@ -146,8 +146,13 @@ func parseLine(line string) (th Threshold, blank bool, err error) {
 	case k == len(fields):
 		return th, false, fmt.Errorf("%s: no sensor name before the bounds", lineForms)
 	case k == 3 || k > 4:
-		return th, false, fmt.Errorf("%s: %d numbers at the end of the line; if the sensor name ends in a number, quote it (\"%s\" ...)",
-			lineForms, k, strings.Join(fields[:len(fields)-min(k, 4)], " "))
+		nb := 2 // bounds in the likelier reading: a name ending in one number with two bounds
+		if k > 4 {
+			nb = 4
+		}
+		at := len(fields) - nb
+		return th, false, fmt.Errorf("%s: %d numbers at the end of the line; if the sensor name ends in a number, quote it: \"%s\" %s",
+			lineForms, k, strings.Join(fields[:at], " "), strings.Join(fields[at:], " "))
 	case len(fields)-k > 1 && strings.ContainsAny(fields[len(fields)-k-1][:1], "0123456789+-."):
 		// "CPU Temp 5 1O 80 90" must not become a sensor "CPU Temp 5 1O" with two bounds
 		return th, false, fmt.Errorf("%s: %q looks like a mistyped number; if it is part of the sensor name, quote the name",

@@ -101,12 +101,12 @@ func TestParseLinesErrors(t *testing.T) {
 			// three numbers: a name ending in a number, or a four-number line missing one?
 			name: "three numbers are ambiguous",
 			text: "Fan 1 500 -\n",
-			want: []string{file + `:1: want "<sensor> <low> <high>" or "<sensor> <low_crit> <low_warn> <high_warn> <high_crit>": 3 numbers at the end of the line; if the sensor name ends in a number, quote it ("Fan" ...)`},
+			want: []string{file + `:1: want "<sensor> <low> <high>" or "<sensor> <low_crit> <low_warn> <high_warn> <high_crit>": 3 numbers at the end of the line; if the sensor name ends in a number, quote it: "Fan 1" 500 -`},
 		},
 		{
 			name: "five numbers are ambiguous",
 			text: "DIMM 1 5 10 80 90\n",
-			want: []string{file + `:1: want "<sensor> <low> <high>" or "<sensor> <low_crit> <low_warn> <high_warn> <high_crit>": 5 numbers at the end of the line; if the sensor name ends in a number, quote it ("DIMM 1" ...)`},
+			want: []string{file + `:1: want "<sensor> <low> <high>" or "<sensor> <low_crit> <low_warn> <high_warn> <high_crit>": 5 numbers at the end of the line; if the sensor name ends in a number, quote it: "DIMM 1" 5 10 80 90`},
 		},
 		{
 			name: "name ending in a number-like field",
