@@ -754,3 +754,14 @@ func TestNewRESTConfig(t *testing.T) {
 		}
 	}
 }
+
+// An unreadable token file is reported as a credentials problem, with the fix.
+func TestMissingTokenFileIsUnauthorized(t *testing.T) {
+	c, err := slurm.NewREST(config.Slurm{RestURL: "http://127.0.0.1:1", User: "root", TokenFile: "/nonexistent/token"}, slurm.WithControllerProber(nil))
+	if err == nil {
+		_, err = c.Ping(context.Background())
+	}
+	if !errors.Is(err, slurm.ErrUnauthorized) || !strings.Contains(err.Error(), "scontrol token") || !strings.Contains(err.Error(), "/nonexistent/token") {
+		t.Fatalf("err = %v", err)
+	}
+}

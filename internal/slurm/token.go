@@ -71,14 +71,15 @@ func (ts *tokenSource) load() error {
 	if raw == "" {
 		st, err := os.Stat(ts.file)
 		if err != nil {
-			return fmt.Errorf("slurm: slurm.token_file: %w", err)
+			// no readable token is a credentials problem, whatever the file system says
+			return fmt.Errorf("slurm: slurm.token_file %s: %v: %s: %w", ts.file, errors.Unwrap(err), tokenHint(ts.user), ErrUnauthorized)
 		}
 		if ts.token != "" && st.ModTime().Equal(ts.modTime) && st.Size() == ts.size {
 			return nil
 		}
 		b, err := config.Secret("", ts.file, "slurm.token_file")
 		if err != nil {
-			return fmt.Errorf("slurm: %w", err)
+			return fmt.Errorf("slurm: %v: %s: %w", err, tokenHint(ts.user), ErrUnauthorized)
 		}
 		if b == "" {
 			return fmt.Errorf("slurm: %s is empty: %s: %w", ts.file, tokenHint(ts.user), ErrUnauthorized)
