@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drover-hpc/drover/internal/db"
+	"github.com/drover-hpc/drover/internal/store"
 	"github.com/drover-hpc/drover/sql/migrations"
 )
 
@@ -83,6 +85,21 @@ func (a *app) dbCommand() *cobra.Command {
 	}
 	c.AddCommand(migrate, status)
 	return c
+}
+
+// openStore connects to the database and brings its hypervisor rows in line with the config.
+// The caller runs the returned close function.
+func (a *app) openStore(ctx context.Context) (*store.Store, func(), error) {
+	pool, err := db.Connect(ctx, a.cfg.Database)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := store.New(pool)
+	if err := st.SyncHypervisors(ctx, a.cfg.Hypervisors); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return st, pool.Close, nil
 }
 
 func (a *app) migrator(cmd *cobra.Command) (*db.Migrator, func(), error) {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/drover-hpc/drover/internal/db"
 	"github.com/drover-hpc/drover/internal/hooks"
 	"github.com/drover-hpc/drover/internal/hostlist"
 	"github.com/drover-hpc/drover/internal/slurm"
@@ -110,15 +109,11 @@ func (a *app) withHooks(ctx context.Context, fn func(*hooks.Hooks) error) error 
 		if err != nil {
 			return err
 		}
-		pool, err := db.Connect(ctx, a.cfg.Database)
+		st, closeDB, err := a.openStore(ctx)
 		if err != nil {
 			return err
 		}
-		defer pool.Close()
-		st := store.New(pool)
-		if err := st.SyncHypervisors(ctx, a.cfg.Hypervisors); err != nil {
-			return err
-		}
+		defer closeDB()
 		return fn(&hooks.Hooks{
 			Store: st, Catalog: cat, Hypervisors: a.cfg.Hypervisors, Placer: scheduler.LeastLoaded{},
 			Slurm: slurm.NewScontrol(a.cfg.Slurm), Log: a.log, ConnectTimeout: a.cfg.Libvirt.ConnectTimeout,

@@ -12,8 +12,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/drover-hpc/drover/internal/db"
-	"github.com/drover-hpc/drover/internal/store"
 	"github.com/drover-hpc/drover/internal/vnode"
 	"github.com/drover-hpc/drover/migrate"
 )
@@ -55,15 +53,11 @@ exits non-zero. Interrupting it (Ctrl-C) aborts the copy: the guest stays where 
 				req.SerialLog = cat.SerialLog(req.VNode)
 			}
 
-			pool, err := db.Connect(ctx, a.cfg.Database)
+			st, closeDB, err := a.openStore(ctx)
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
-			st := store.New(pool)
-			if err := st.SyncHypervisors(ctx, a.cfg.Hypervisors); err != nil {
-				return err
-			}
+			defer closeDB()
 			conns := migrate.NewPool(a.cfg.Hypervisors, a.cfg.Libvirt.ConnectTimeout)
 			defer conns.Close()
 

@@ -78,13 +78,13 @@ tb_alive() {
     ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$p/stat" 2>/dev/null
 }
 
-# tb_waitfor TIMEOUT_S CMD...: poll CMD every 0.1 s until it succeeds; 1 on timeout.
+# tb_waitfor TIMEOUT_S CMD...: poll CMD every $TB_POLL s (default 0.1) until it succeeds; 1 on timeout.
 tb_waitfor() {
   local t=$1; shift
   local end=$(($(date +%s) + t))
   until "$@" >/dev/null 2>&1; do
     [ "$(date +%s)" -ge "$end" ] && return 1
-    sleep 0.1
+    sleep "${TB_POLL:-0.1}"
   done
 }
 

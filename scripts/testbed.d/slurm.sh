@@ -35,15 +35,8 @@ TB_SLURM_CLEAN=${DROVER_TB_SLURM_CLEAN:-1}
 # slurm_cmd CMD...: run a Slurm client command against the testbed, never with SLURM_JWT set.
 slurm_cmd() { env -u SLURM_JWT SLURM_CONF="$TB_SLURM_CONF" "$@"; }
 
-# slurm_wait TIMEOUT_S CMD...: like tb_waitfor but polls every 0.05 s (start-up is measured in tenths).
-slurm_wait() {
-  local t=$1; shift
-  local end=$(($(date +%s) + t))
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -ge "$end" ] && return 1
-    sleep 0.05
-  done
-}
+# slurm_wait TIMEOUT_S CMD...: tb_waitfor polling every 0.05 s (start-up is measured in tenths).
+slurm_wait() { TB_POLL=0.05 tb_waitfor "$@"; }
 
 slurm_node_names() { local i; for ((i = 1; i <= TB_SLURM_NODES; i++)); do echo "n$i"; done; }
 
