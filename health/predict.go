@@ -315,10 +315,11 @@ func seconds(x float64) time.Duration {
 }
 
 // selectKth rearranges a so that a[k] holds the value it would hold were a sorted, nothing
-// greater before it and nothing smaller after it, and returns a[k] (Hoare's selection with a
-// median-of-three pivot and three-way partitioning, so runs of equal values, common with
-// quantised sensors, cost no more than distinct ones). Expected linear time; a range that does
-// not shrink fast enough is sorted instead, which bounds the worst case by O(n log n).
+// greater before it and nothing smaller after it, and returns a[k]. It is Hoare's selection
+// with his two-pointer partition around a median-of-three pivot value: elements equal to the
+// pivot stop both pointers, so runs of equal values (common with quantised sensors) split
+// evenly instead of degrading it. Expected linear time; a range that does not shrink fast
+// enough is sorted instead, which bounds the worst case by O(n log n).
 func selectKth(a []float64, k int) float64 {
 	lo, hi := 0, len(a)-1
 	budget := 2*bits.Len(uint(len(a))) + 4
@@ -328,26 +329,27 @@ func selectKth(a []float64, k int) float64 {
 			break
 		}
 		x, y, z := a[lo], a[lo+(hi-lo)/2], a[hi]
-		pivot := max(min(x, y), min(max(x, y), z)) // median of three
-		lt, i, gt := lo, lo, hi
-		for i <= gt {
-			switch v := a[i]; {
-			case v < pivot:
-				a[lt], a[i] = v, a[lt]
-				lt++
-				i++
-			case v > pivot:
-				a[i], a[gt] = a[gt], v
-				gt--
-			default:
+		pivot := max(min(x, y), min(max(x, y), z)) // median of three: a value in the range
+		i, j := lo, hi
+		for i <= j {
+			for a[i] < pivot {
 				i++
 			}
+			for a[j] > pivot {
+				j--
+			}
+			if i <= j {
+				a[i], a[j] = a[j], a[i]
+				i++
+				j--
+			}
 		}
+		// a[lo..j] ≤ pivot, a[i..hi] ≥ pivot, and anything between equals it
 		switch {
-		case k < lt:
-			hi = lt - 1
-		case k > gt:
-			lo = gt + 1
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
 		default:
 			return a[k]
 		}
