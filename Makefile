@@ -41,8 +41,9 @@ testbed-down: ## stop everything the testbed started
 testbed-status: ## one row per testbed component
 	$(TESTBED) status
 
-demo: build testbed-up ## the main job on the local testbed: drover check against every component
+demo: build testbed-up ## the main job on the testbed: check every component, then a Slurm job in a vnode that drover boots and live-migrates
 	$(TESTENV); bin/drover check
+	$(MAKE) --no-print-directory e2e-slurm
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
