@@ -3,6 +3,7 @@ package health
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -43,7 +44,8 @@ const (
 	DefaultForget        = 2 * time.Minute
 )
 
-// EventConfig says which predictions are worth an event. Zero fields take the defaults above.
+// EventConfig says which predictions are worth an event. Zero fields take the defaults above;
+// negative ones are errors.
 type EventConfig struct {
 	// Horizon: predictions of a crossing further ahead are not reported.
 	Horizon time.Duration
@@ -57,6 +59,18 @@ type EventConfig struct {
 	Repeat   time.Duration
 	// Forget: after this long without a reportable prediction, the next one is reported as new.
 	Forget time.Duration
+}
+
+func (c EventConfig) validate() error {
+	switch {
+	case c.Horizon < 0 || c.MinShift < 0 || c.Repeat < 0 || c.Forget < 0:
+		return fmt.Errorf("negative duration (horizon %v, min shift %v, repeat %v, forget %v)", c.Horizon, c.MinShift, c.Repeat, c.Forget)
+	case !(c.MinConfidence >= 0 && c.MinConfidence <= 1):
+		return fmt.Errorf("minimum confidence %v is not in [0, 1]", c.MinConfidence)
+	case !(c.Shift >= 0) || math.IsInf(c.Shift, 1):
+		return fmt.Errorf("shift %v is not a number >= 0", c.Shift)
+	}
+	return nil
 }
 
 func (c EventConfig) withDefaults() EventConfig {
@@ -106,7 +120,12 @@ type Emitter struct {
 }
 
 // NewEmitter returns an Emitter for one sensor.
-func NewEmitter(cfg EventConfig) *Emitter { return &Emitter{cfg: cfg.withDefaults()} }
+func NewEmitter(cfg EventConfig) (*Emitter, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	return &Emitter{cfg: cfg.withDefaults()}, nil
+}
 
 // Decide returns the events of one update: the tracker's transition and error for a reading,
 // and the predictor's result after it (predicted false when there is none).

@@ -22,8 +22,17 @@ func pred(at, in, confidence float64) Prediction {
 	}
 }
 
+func newEmitter(t *testing.T) *Emitter {
+	t.Helper()
+	e, err := NewEmitter(EventConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 func TestEmitterStates(t *testing.T) {
-	e := NewEmitter(EventConfig{})
+	e := newEmitter(t)
 	for i, tc := range []struct {
 		tr   Transition
 		want string // the Message of the one event expected; empty: none
@@ -57,7 +66,7 @@ func TestEmitterStates(t *testing.T) {
 	}
 
 	// a sensor whose first reading is already bad is news
-	e = NewEmitter(EventConfig{})
+	e = newEmitter(t)
 	if got := e.Decide(trans(0, 85, Unknown, Warning, 80), Prediction{}, false, nil); len(got) != 1 {
 		t.Errorf("first reading in warning: %+v, want one event", got)
 	}
@@ -65,7 +74,7 @@ func TestEmitterStates(t *testing.T) {
 
 func TestEmitterErrors(t *testing.T) {
 	// Repeat is 1 min by default: one event per kind of error per minute
-	e := NewEmitter(EventConfig{})
+	e := newEmitter(t)
 	tr := newTracker(t, th("CPU Temp", none, none, 80, 90), TrackerConfig{})
 	count := 0
 	for i := range 180 {
@@ -165,7 +174,7 @@ func TestEmitterPredictions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := NewEmitter(EventConfig{})
+			e := newEmitter(t)
 			prev := Unknown
 			for _, s := range tt.steps {
 				tr := trans(s.at, 80, prev, s.state, 0)
@@ -285,5 +294,24 @@ func TestEventJSON(t *testing.T) {
 	var st State
 	if err := st.UnmarshalText([]byte("bogus")); err == nil {
 		t.Error("UnmarshalText(bogus) = nil error")
+	}
+}
+
+func TestConfigRejects(t *testing.T) {
+	thr := th("CPU Temp", none, none, 80, 90)
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Tracker: TrackerConfig{MinDwell: -1}}, `host hv1 sensor "CPU Temp": negative minimum dwell -1ns`},
+		{Config{Predictor: PredictorConfig{Window: -time.Second}}, `host hv1: sensor "CPU Temp": predictor: negative window -1s`},
+		{Config{Predictor: PredictorConfig{Level: 1}}, `host hv1: sensor "CPU Temp": predictor: confidence level 1 is not in (0, 1)`},
+		{Config{Events: EventConfig{MinConfidence: 1.5}}, `host hv1 sensor "CPU Temp": events: minimum confidence 1.5 is not in [0, 1]`},
+		{Config{Events: EventConfig{Repeat: -time.Minute}}, `host hv1 sensor "CPU Temp": events: negative duration (horizon 0s, min shift 0s, repeat -1m0s, forget 0s)`},
+		{Config{Events: EventConfig{Shift: math.NaN()}}, `host hv1 sensor "CPU Temp": events: shift NaN is not a number >= 0`},
+	} {
+		if _, err := NewMonitor("hv1", thr, tc.cfg); err == nil || err.Error() != tc.want {
+			t.Errorf("NewMonitor(%+v) error = %v, want %q", tc.cfg, err, tc.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package health
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -29,9 +30,13 @@ func NewMonitor(host string, th Threshold, cfg Config) (*Monitor, error) {
 	}
 	p, err := NewPredictor(th, cfg.Predictor)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("host %s: %w", host, err)
 	}
-	return &Monitor{tracker: t, predictor: p, emitter: NewEmitter(cfg.Events)}, nil
+	e, err := NewEmitter(cfg.Events)
+	if err != nil {
+		return nil, fmt.Errorf("host %s sensor %q: %w", host, th.Sensor, err)
+	}
+	return &Monitor{tracker: t, predictor: p, emitter: e}, nil
 }
 
 // Observe takes a reading and returns the events it gives. An unusable reading gives an error

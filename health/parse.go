@@ -215,7 +215,7 @@ func setBounds(fields []string, dst ...**float64) error {
 //	- sensor: Fan 1
 //	  critical: {low: 300}
 //
-// A bound that is left out, null, "-" or "none" does not exist. Unknown keys, a key given twice,
+// A bound that is left out, null (~) or none does not exist. Unknown keys, a key given twice,
 // a missing sensor name and values of the wrong kind are errors naming file, line and key.
 func ParseYAML(file string, data []byte) ([]Threshold, error) {
 	var doc yaml.Node

@@ -17,7 +17,8 @@ const (
 	DefaultLevel      = 0.99
 )
 
-// PredictorConfig tunes Predictors. Zero fields take the defaults above.
+// PredictorConfig tunes Predictors. Zero fields take the defaults above; negative ones are
+// errors.
 type PredictorConfig struct {
 	// Window: samples older than this, counted back from the newest, are forgotten.
 	Window time.Duration
@@ -31,6 +32,22 @@ type PredictorConfig struct {
 	// Level is the confidence level of the slope's interval, in (0, 1). A trend whose
 	// interval includes zero is no trend.
 	Level float64
+}
+
+// validate rejects negative settings and a level outside [0, 1): zero means the default, but a
+// negative value is a mistake.
+func (c PredictorConfig) validate() error {
+	switch {
+	case c.Window < 0:
+		return fmt.Errorf("negative window %v", c.Window)
+	case c.MaxSamples < 0 || c.MinSamples < 0:
+		return fmt.Errorf("negative sample count (max %d, min %d)", c.MaxSamples, c.MinSamples)
+	case c.MinSpan < 0:
+		return fmt.Errorf("negative minimum span %v", c.MinSpan)
+	case !(c.Level >= 0 && c.Level < 1):
+		return fmt.Errorf("confidence level %v is not in (0, 1)", c.Level)
+	}
+	return nil
 }
 
 func (c PredictorConfig) withDefaults() PredictorConfig {
@@ -48,7 +65,7 @@ func (c PredictorConfig) withDefaults() PredictorConfig {
 	if c.MinSpan <= 0 {
 		c.MinSpan = DefaultMinSpan
 	}
-	if c.Level <= 0 || c.Level >= 1 {
+	if c.Level == 0 {
 		c.Level = DefaultLevel
 	}
 	return c
@@ -86,22 +103,23 @@ func (p Prediction) In() time.Duration { return p.At.Sub(p.AsOf) }
 //
 // The slope's confidence interval is Sen's (1968) distribution-free one, from the ranks of
 // the N = n(n−1)/2 pairwise slopes sorted ascending. With z the normal quantile of the
-// configured level (1.645 for 90%) and Var(S) the variance of the Mann–Kendall statistic
-// S = Σ sign(vⱼ − vᵢ) under "no trend", corrected for groups of gₖ tied values,
+// configured level (2.576 for the default 99%) and Var(S) the variance of the Mann–Kendall
+// statistic S = Σ sign(vⱼ − vᵢ) under "no trend", corrected for groups of gₖ tied values,
 //
 //	Var(S) = [ n(n−1)(2n+5) − Σₖ gₖ(gₖ−1)(2gₖ+5) ] / 18
 //	C = z·√Var(S),   lower = slope of rank ⌊(N−C)/2⌋,   upper = slope of rank ⌈(N+C)/2⌉+1
 //
-// If the interval contains zero there is no significant trend and no prediction (this is the
+// If the interval contains zero there is no significant trend and no prediction (nearly the
 // Mann–Kendall test at the same level). Otherwise the trend heads for the critical bound on the
 // side of its sign, and with d = bound − b the crossing is expected d/m seconds after the
 // newest sample, between d/upper and d/lower (for a rising trend; mirrored for a falling one).
 // A trend towards a side without a critical bound gives no prediction.
 //
 // The confidence is min(|lower|, |upper|) / max(|lower|, |upper|), the ratio of the earliest to
-// the latest crossing: 1 for a tight interval, near 0 when the slope could almost be zero. It
-// grows with the number of samples and their span and falls with the noise, all through the
-// width of the interval. The interval assumes independent noise; readings that wander slowly
+// the latest crossing: 1 for a tight interval, near 0 when the slope could almost be zero.
+// A confidence r puts the crossing within about ±(1−r)/(1+r) of its mid-interval time (±11%
+// for r = 0.8), ignoring the smaller uncertainty of b. It grows with the number of samples
+// and their span and falls with the noise, all through the width of the interval. The interval assumes independent noise; readings that wander slowly
 // (autocorrelated noise) make it too narrow.
 //
 // There is no prediction with fewer than MinSamples samples or a span shorter than MinSpan.
@@ -128,6 +146,9 @@ type Sample struct {
 func NewPredictor(th Threshold, cfg PredictorConfig) (*Predictor, error) {
 	if err := th.Validate(); err != nil {
 		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("sensor %q: predictor: %w", th.Sensor, err)
 	}
 	cfg = cfg.withDefaults()
 	l := newLimits(th)
