@@ -136,9 +136,11 @@ func parseLine(line string) (th Threshold, blank bool, err error) {
 		k++
 	}
 	switch {
-	case quoted && k == len(fields) && (k == 2 || k == 4):
-	case quoted:
+	case quoted && len(fields) != 2 && len(fields) != 4:
 		return th, false, fmt.Errorf("%s: after the quoted name %q come %d fields", lineForms, name, len(fields))
+	case quoted && k < len(fields):
+		return th, false, fmt.Errorf("%s: %q is not a number, \"-\" or \"none\"", lineForms, fields[len(fields)-1-k])
+	case quoted:
 	case len(fields) < 3:
 		return th, false, fmt.Errorf("%s: only %d field(s)", lineForms, len(fields))
 	case k < 2:

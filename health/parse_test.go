@@ -154,6 +154,11 @@ func TestParseLinesErrors(t *testing.T) {
 			want: []string{file + `:1: want "<sensor> <low> <high>" or "<sensor> <low_crit> <low_warn> <high_warn> <high_crit>": after the quoted name "Fan 1" come 3 fields`},
 		},
 		{
+			name: "quoted name with a typo in a bound",
+			text: "\"Fan 1\" 3OO -\n",
+			want: []string{file + `:1: want "<sensor> <low> <high>" or "<sensor> <low_crit> <low_warn> <high_warn> <high_crit>": "3OO" is not a number, "-" or "none"`},
+		},
+		{
 			name: "text glued to the closing quote",
 			text: "\"Fan\"1 300 -\n",
 			want: []string{file + `:1: "1 300 -" right after the quoted sensor name: want white space`},
