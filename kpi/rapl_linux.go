@@ -88,8 +88,7 @@ func (c *RAPL) Collect(ctx context.Context) ([]Sample, error) {
 		}
 		prev, ok := c.zones[dir]
 		if !ok {
-			prev.maxRange = readMaxRange(p)
-			c.zones[dir] = raplState{raw: uj, maxRange: prev.maxRange, at: b.at, joules: float64(uj) / 1e6}
+			c.zones[dir] = raplState{raw: uj, maxRange: readMaxRange(p), at: b.at, joules: float64(uj) / 1e6}
 			b.add(MetricEnergyJoules, sensor, qJoules, float64(uj)/1e6, "", raw)
 			continue
 		}

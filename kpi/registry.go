@@ -172,14 +172,15 @@ func (r *Registry) run(ctx context.Context, e *entry) (Run, []Sample) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		defer e.running.Store(false)
+		var res result
 		defer func() {
 			if p := recover(); p != nil {
-				done <- result{err: fmt.Errorf("collector %s panicked: %v", e.name, p)}
+				res = result{err: fmt.Errorf("collector %s panicked: %v", e.name, p)}
 			}
+			e.running.Store(false) // before the result is out: a returned run is never "running"
+			done <- res
 		}()
-		s, err := e.c.Collect(cctx)
-		done <- result{s, err}
+		res.samples, res.err = e.c.Collect(cctx)
 	}()
 	var res result
 	select {
