@@ -26,28 +26,21 @@ func (a *app) dbCommand() *cobra.Command {
 				return err
 			}
 			defer closeDB()
+			verb, none := "applied", "schema is up to date"
+			run := m.Up
 			if cmd.Flags().Changed("down") {
-				did, err := m.Down(cmd.Context(), down)
-				if err != nil {
-					return err
-				}
-				for _, mig := range did {
-					fmt.Fprintf(a.stdout, "reverted %03d_%s\n", mig.Version, mig.Name)
-				}
-				if len(did) == 0 {
-					fmt.Fprintln(a.stdout, "nothing to revert")
-				}
-				return nil
+				verb, none = "reverted", "nothing to revert"
+				run = func(ctx context.Context) ([]db.Migration, error) { return m.Down(ctx, down) }
 			}
-			did, err := m.Up(cmd.Context())
+			did, err := run(cmd.Context())
 			if err != nil {
 				return err
 			}
 			for _, mig := range did {
-				fmt.Fprintf(a.stdout, "applied %03d_%s\n", mig.Version, mig.Name)
+				fmt.Fprintf(a.stdout, "%s %03d_%s\n", verb, mig.Version, mig.Name)
 			}
 			if len(did) == 0 {
-				fmt.Fprintln(a.stdout, "schema is up to date")
+				fmt.Fprintln(a.stdout, none)
 			}
 			return nil
 		},
