@@ -74,25 +74,21 @@ func (c EventConfig) validate() error {
 }
 
 func (c EventConfig) withDefaults() EventConfig {
-	if c.Horizon <= 0 {
-		c.Horizon = DefaultHorizon
-	}
-	if c.MinConfidence <= 0 {
-		c.MinConfidence = DefaultMinConfidence
-	}
-	if c.Shift <= 0 {
-		c.Shift = DefaultShift
-	}
-	if c.MinShift <= 0 {
-		c.MinShift = DefaultMinShift
-	}
-	if c.Repeat <= 0 {
-		c.Repeat = DefaultRepeat
-	}
-	if c.Forget <= 0 {
-		c.Forget = DefaultForget
-	}
+	c.Horizon = orDefault(c.Horizon, DefaultHorizon)
+	c.MinConfidence = orDefault(c.MinConfidence, DefaultMinConfidence)
+	c.Shift = orDefault(c.Shift, DefaultShift)
+	c.MinShift = orDefault(c.MinShift, DefaultMinShift)
+	c.Repeat = orDefault(c.Repeat, DefaultRepeat)
+	c.Forget = orDefault(c.Forget, DefaultForget)
 	return c
+}
+
+// orDefault is v, or def when v is zero or negative (settings where zero means "the default").
+func orDefault[T int | float64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Emitter decides which events one sensor's updates give, remembering what it reported so that

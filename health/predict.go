@@ -51,20 +51,10 @@ func (c PredictorConfig) validate() error {
 }
 
 func (c PredictorConfig) withDefaults() PredictorConfig {
-	if c.Window <= 0 {
-		c.Window = DefaultWindow
-	}
-	if c.MaxSamples <= 0 {
-		c.MaxSamples = DefaultMaxSamples
-	}
-	if c.MinSamples <= 0 {
-		c.MinSamples = DefaultMinSamples
-	}
-	c.MinSamples = max(c.MinSamples, 3)
-	c.MaxSamples = max(c.MaxSamples, c.MinSamples)
-	if c.MinSpan <= 0 {
-		c.MinSpan = DefaultMinSpan
-	}
+	c.Window = orDefault(c.Window, DefaultWindow)
+	c.MinSamples = max(orDefault(c.MinSamples, DefaultMinSamples), 3)
+	c.MaxSamples = max(orDefault(c.MaxSamples, DefaultMaxSamples), c.MinSamples)
+	c.MinSpan = orDefault(c.MinSpan, DefaultMinSpan)
 	if c.Level == 0 {
 		c.Level = DefaultLevel
 	}

@@ -20,12 +20,7 @@ func (a *app) dbCommand() *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply pending schema migrations (or revert the newest N with --down N)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, closeDB, err := a.migrator(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+		RunE: a.withMigrator(func(cmd *cobra.Command, m *db.Migrator) error {
 			verb, none := "applied", "schema is up to date"
 			run := m.Up
 			if cmd.Flags().Changed("down") {
@@ -43,7 +38,7 @@ func (a *app) dbCommand() *cobra.Command {
 				fmt.Fprintln(a.stdout, none)
 			}
 			return nil
-		},
+		}),
 	}
 	migrate.Flags().IntVar(&down, "down", 0, "revert the N most recently applied migrations")
 
@@ -51,12 +46,7 @@ func (a *app) dbCommand() *cobra.Command {
 		Use:   "status",
 		Short: "List schema migrations and whether each is applied",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, closeDB, err := a.migrator(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+		RunE: a.withMigrator(func(cmd *cobra.Command, m *db.Migrator) error {
 			st, err := m.Status(cmd.Context())
 			if err != nil {
 				return err
@@ -74,7 +64,7 @@ func (a *app) dbCommand() *cobra.Command {
 				fmt.Fprintf(tw, "%03d\t%s\t%s\t%s\n", s.Version, s.Name, state, at)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	c.AddCommand(migrate, status)
 	return c
@@ -95,14 +85,18 @@ func (a *app) openStore(ctx context.Context) (*store.Store, func(), error) {
 	return st, pool.Close, nil
 }
 
-func (a *app) migrator(cmd *cobra.Command) (*db.Migrator, func(), error) {
-	ms, err := db.LoadMigrations(migrations.FS)
-	if err != nil {
-		return nil, nil, err
+// withMigrator opens the database for a db verb, runs fn with a migrator and closes it again.
+func (a *app) withMigrator(fn func(*cobra.Command, *db.Migrator) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		ms, err := db.LoadMigrations(migrations.FS)
+		if err != nil {
+			return err
+		}
+		pool, err := db.Connect(cmd.Context(), a.cfg.Database)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		return fn(cmd, db.NewMigrator(pool, ms))
 	}
-	pool, err := db.Connect(cmd.Context(), a.cfg.Database)
-	if err != nil {
-		return nil, nil, err
-	}
-	return db.NewMigrator(pool, ms), pool.Close, nil
 }
