@@ -22,6 +22,8 @@ type Config struct {
 	Vnodes      Vnodes       `mapstructure:"vnodes"`
 	Migration   Migration    `mapstructure:"migration"`
 	Testbed     Testbed      `mapstructure:"testbed"`
+	Agent       Agent        `mapstructure:"agent"`
+	Health      Health       `mapstructure:"health"`
 }
 
 // Log configures zerolog.
@@ -135,5 +137,6 @@ func Defaults() Config {
 			Timeout:     10 * time.Minute,
 			VerifyFor:   2500 * time.Millisecond,
 		},
+		Agent: agentDefaults(),
 	}
 }

@@ -42,6 +42,7 @@ func Load(src Source) (*Config, error) {
 		}
 	}
 
+	var lines map[string]int // dotted key → line in the file, for validation errors
 	if src.Path != "" {
 		data, err := os.ReadFile(src.Path)
 		switch {
@@ -53,6 +54,7 @@ func Load(src Source) (*Config, error) {
 			if err := CheckYAML(src.Path, data); err != nil {
 				return nil, err
 			}
+			lines = keyLines(data)
 			v.SetConfigType("yaml")
 			if err := v.ReadConfig(strings.NewReader(string(data))); err != nil {
 				return nil, fmt.Errorf("config file %s: %w", src.Path, err)
@@ -81,7 +83,7 @@ func Load(src Source) (*Config, error) {
 		return nil, fmt.Errorf("configuration (file %s, DROVER_* environment, flags): %w", orNone(src.Path), err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("configuration (file %s): %w", orNone(src.Path), err)
+		return nil, fmt.Errorf("configuration (file %s): %w", orNone(src.Path), locate(src.Path, lines, err))
 	}
 	return &cfg, nil
 }
@@ -220,4 +222,74 @@ func sortedKeys(m map[string]reflect.Type) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// keyLines maps every dotted key of a config file ("agent.interval", "hypervisors[0].name") to
+// the line it is on.
+func keyLines(data []byte) map[string]int {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	out := map[string]int{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i].Value
+				if path != "" {
+					key = path + "." + key
+				}
+				out[key] = n.Content[i].Line
+				walk(n.Content[i+1], key)
+			}
+		case yaml.SequenceNode:
+			for i, item := range n.Content {
+				key := fmt.Sprintf("%s[%d]", path, i)
+				out[key] = item.Line
+				walk(item, key)
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+	return out
+}
+
+// locate prefixes each *FieldError in err with the file and line of its key (or of the nearest
+// enclosing key the file has), so an operator sees where to fix it. Keys the file does not
+// mention (defaults, environment, flags) are left as they are.
+func locate(file string, lines map[string]int, err error) error {
+	if len(lines) == 0 {
+		return err
+	}
+	one := func(e error) error {
+		var fe *FieldError
+		if !errors.As(e, &fe) {
+			return e
+		}
+		for key := fe.Key; key != ""; {
+			if line, ok := lines[key]; ok {
+				return fmt.Errorf("config file %s:%d: %w", file, line, e)
+			}
+			i := strings.LastIndexAny(key, ".[")
+			if i < 0 {
+				break
+			}
+			key = key[:i]
+		}
+		return e
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return one(err)
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, one(e))
+	}
+	return errors.Join(out...)
 }

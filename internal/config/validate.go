@@ -15,7 +15,7 @@ import (
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	switch c.Log.Level {
 	case "trace", "debug", "info", "warn", "error":
@@ -84,6 +84,7 @@ func (c *Config) Validate() error {
 	if c.Migration.MaxDowntime < 0 || c.Migration.BandwidthMiBs < 0 || c.Migration.Timeout <= 0 {
 		bad("migration", "max_downtime and bandwidth_mibs must not be negative, timeout must be positive")
 	}
+	c.validateAgent(bad)
 	return errors.Join(errs...)
 }
 
