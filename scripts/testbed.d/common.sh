@@ -59,7 +59,7 @@ TB_HOOKS_DIR=$TB_DIR/slurm/hooks
 # ---- Debian packages the testbed needs (installed when missing)
 TB_PACKAGES=(
   postgresql postgresql-contrib
-  munge slurmctld slurmd slurmrestd slurm-client
+  munge slurmctld slurmd slurmrestd slurm-client slurm-wlm-jwt-plugin
   libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86
   openipmi ipmitool freeipmi-tools
   iproute2 busybox-static cpio debootstrap curl netcat-openbsd bc python3 procps
