@@ -108,6 +108,10 @@ type Migration struct {
 	PostCopyAfter time.Duration `mapstructure:"post_copy_after"` // 0: never switch to post-copy
 	Timeout       time.Duration `mapstructure:"timeout"`         // abort a migration that runs longer
 	VerifyFor     time.Duration `mapstructure:"verify_for"`      // watch the guest this long on the destination
+	// MaxPerHypervisor bounds the unfinished migrations touching one hypervisor, outgoing and
+	// incoming together; MaxConcurrent bounds them cluster-wide. 0 takes the default (1 and 2).
+	MaxPerHypervisor int `mapstructure:"max_per_hypervisor"`
+	MaxConcurrent    int `mapstructure:"max_concurrent"`
 }
 
 // Testbed describes the local testbed (scripts/testbed); empty on production hosts.
@@ -136,6 +140,9 @@ func Defaults() Config {
 			MaxDowntime: 50 * time.Millisecond,
 			Timeout:     10 * time.Minute,
 			VerifyFor:   2500 * time.Millisecond,
+
+			MaxPerHypervisor: 1,
+			MaxConcurrent:    2,
 		},
 		Agent: agentDefaults(),
 	}

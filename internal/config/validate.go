@@ -84,6 +84,10 @@ func (c *Config) Validate() error {
 	if c.Migration.MaxDowntime < 0 || c.Migration.BandwidthMiBs < 0 || c.Migration.Timeout <= 0 {
 		bad("migration", "max_downtime and bandwidth_mibs must not be negative, timeout must be positive")
 	}
+	if c.Migration.MaxPerHypervisor < 0 || c.Migration.MaxConcurrent < 0 {
+		bad("migration", "max_per_hypervisor and max_concurrent must not be negative (got %d, %d)",
+			c.Migration.MaxPerHypervisor, c.Migration.MaxConcurrent)
+	}
 	c.validateAgent(bad)
 	return errors.Join(errs...)
 }
