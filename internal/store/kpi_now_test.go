@@ -63,7 +63,9 @@ func TestHostsNow(t *testing.T) {
 	t10 := now.Add(-10 * time.Second)
 
 	// hv1 reports everything, 10 s ago.
-	sr := func(source, metric, vnode, sensor string) int { return seedSeries(t, pool, "hv1", source, metric, vnode, sensor) }
+	sr := func(source, metric, vnode, sensor string) int {
+		return seedSeries(t, pool, "hv1", source, metric, vnode, sensor)
+	}
 	load1 := sr("procfs", "load1", "", "")
 	latest(t, pool, "hv1",
 		reading{load1, t10, 2.5, ""},
