@@ -90,8 +90,15 @@ Configuration comes from the file given by --config (default $DROVER_CONFIG, els
 	a.flags = pf
 
 	root.AddCommand(a.versionCommand(), a.dbCommand(), a.checkCommand(), a.hookCommand(), a.migrateCommand())
+	for _, verb := range verbs {
+		root.AddCommand(verb(a))
+	}
 	return root
 }
+
+// verbs are the top-level verbs that register themselves from their own file (an init func
+// appending to this list), so verbs can be added without touching this file.
+var verbs []func(*app) *cobra.Command
 
 // load reads the configuration and builds the logger; every verb but `version` runs it first.
 func (a *app) load(cmd *cobra.Command) error {
