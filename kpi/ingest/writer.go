@@ -77,7 +77,7 @@ type Writer struct {
 }
 
 type seriesKey struct {
-	host                         int32
+	host                          int32
 	source, metric, vnode, sensor string
 }
 
