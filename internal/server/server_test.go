@@ -1,0 +1,142 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/drover-hpc/drover/internal/server"
+	"github.com/drover-hpc/drover/internal/testenv"
+	"github.com/drover-hpc/drover/scheduler"
+)
+
+const token = "test-token-7f3a"
+
+// start runs a server on a free loopback port until the test ends and returns it with a client.
+func start(t *testing.T, pool *pgxpool.Pool, name string) (*server.Server, *server.Client, context.CancelFunc) {
+	t.Helper()
+	s, err := server.New(server.Config{Listen: "127.0.0.1:0", Token: token, Instance: name, Refresh: 200 * time.Millisecond},
+		pool, scheduler.LeastLoaded{}, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
+	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+	defer acancel()
+	addr, err := s.Addr(actx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, &server.Client{URL: "http://" + addr, Token: token}, cancel
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Two servers on one database: exactly one leads; only the leader places; when it stops, the
+// other takes over within a few campaign periods.
+func TestLeaderElectionAndPlace(t *testing.T) {
+	_, pool := testenv.MigratedSchema(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO hypervisors (name, uri, cpus, memory_mib)
+	    VALUES ('hv-a', 'qemu+tcp://a/system', 8, 16384), ('hv-b', 'qemu+tcp://b/system', 8, 16384)`); err != nil {
+		t.Fatal(err)
+	}
+	a, ca, stopA := start(t, pool, "a")
+	b, cb, stopB := start(t, pool, "b")
+	waitFor(t, "a leader", 10*time.Second, func() bool { return a.Leading() || b.Leading() })
+	time.Sleep(1500 * time.Millisecond) // a second campaign round: still only one
+	if a.Leading() == b.Leading() {
+		t.Fatalf("leading: a=%v b=%v, want exactly one", a.Leading(), b.Leading())
+	}
+	follower, cl, cf, stopLeader := b, ca, cb, stopA
+	if b.Leading() {
+		follower, cl, cf, stopLeader = a, cb, ca, stopB
+	}
+
+	req := server.PlaceRequest{VNode: "vn1", JobID: 7, CPUs: 1, MemoryMiB: 512, Unreachable: []string{"hv-a"}}
+	if _, err := cf.Place(ctx, req); !errors.Is(err, server.ErrNotLeader) {
+		t.Fatalf("follower place: err = %v, want ErrNotLeader", err)
+	}
+	d, err := cl.Place(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Host != "hv-b" {
+		t.Fatalf("placed on %q (%s), want hv-b: hv-a was reported unreachable", d.Host, d.Reason)
+	}
+
+	stopLeader()
+	waitFor(t, "the follower to take over", 10*time.Second, follower.Leading)
+	if d, err := cf.Place(ctx, server.PlaceRequest{VNode: "vn2", CPUs: 1, MemoryMiB: 512}); err != nil || d.Host == "" {
+		t.Fatalf("new leader place: %+v, %v", d, err)
+	}
+}
+
+// The API refuses requests without the token, and bad bodies with what was wrong.
+func TestAPIRefusesBadRequests(t *testing.T) {
+	_, pool := testenv.MigratedSchema(t)
+	s, c, _ := start(t, pool, "solo")
+	waitFor(t, "leadership", 10*time.Second, s.Leading)
+	ctx := context.Background()
+
+	bad := &server.Client{URL: c.URL, Token: "wrong"}
+	if _, err := bad.Status(ctx); err == nil || !strings.Contains(err.Error(), "bearer token") {
+		t.Errorf("wrong token: err = %v, want a bearer token complaint", err)
+	}
+	resp, err := http.Get(c.URL + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{`{"vnode":"vn1","cpus":1,"memory_mib":512,"colour":"red"}`, "unknown field"},
+		{`{"vnode":"vn1'; DROP TABLE vnodes;--","cpus":1,"memory_mib":512}`, "is not a node name"},
+		{`{"vnode":"vn1","cpus":0,"memory_mib":512}`, "cpus must be positive"},
+		{`{"vnode":"vn1","cpus":1,"memory_mib":512} {}`, "more than one object"},
+		{`[1,2]`, "bad JSON body"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, c.URL+"/v1/place", strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msg bytes.Buffer
+		_, _ = msg.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg.String(), tc.want) {
+			t.Errorf("body %s: %d %s, want 400 containing %q", tc.body, resp.StatusCode, msg.String(), tc.want)
+		}
+	}
+	if _, err := server.New(server.Config{Listen: "127.0.0.1:0"}, pool, scheduler.LeastLoaded{}, zerolog.Nop()); err == nil ||
+		!strings.Contains(err.Error(), "token") {
+		t.Errorf("New without a token: err = %v, want a refusal naming the token", err)
+	}
+}

@@ -1,0 +1,74 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Inventory is a hypervisor's inventory row and what its vnodes hold now.
+type Inventory struct {
+	Name           string
+	State          string
+	CPUs           int
+	MemoryMiB      int64
+	Features       []string
+	Rack           string
+	PowerCapWatts  float64
+	AllocCPUs      int
+	AllocMemoryMiB int64
+	VNodes         int
+}
+
+// FleetInventory returns every hypervisor's inventory, ordered by name.
+func (s *Store) FleetInventory(ctx context.Context) ([]Inventory, error) {
+	rows, err := s.db.Query(ctx, q.Get("FleetInventory"))
+	if err != nil {
+		return nil, fmt.Errorf("read fleet inventory: %w", err)
+	}
+	defer rows.Close()
+	var out []Inventory
+	for rows.Next() {
+		var i Inventory
+		if err := rows.Scan(&i.Name, &i.State, &i.CPUs, &i.MemoryMiB, &i.Features, &i.Rack, &i.PowerCapWatts,
+			&i.AllocCPUs, &i.AllocMemoryMiB, &i.VNodes); err != nil {
+			return nil, fmt.Errorf("read fleet inventory: %w", err)
+		}
+		out = append(out, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read fleet inventory: %w", err)
+	}
+	return out, nil
+}
+
+// Trouble is a hypervisor's recent migrations and failures.
+type Trouble struct {
+	Migrations    int
+	LastMigration *time.Time
+	Failures      int
+	LastFailure   *time.Time
+}
+
+// FleetTrouble returns, per hypervisor name, the migrations that touched it since since and the
+// ones that failed or were rolled back. Hosts without any are absent.
+func (s *Store) FleetTrouble(ctx context.Context, since time.Time) (map[string]Trouble, error) {
+	rows, err := s.db.Query(ctx, q.Get("FleetTrouble"), since)
+	if err != nil {
+		return nil, fmt.Errorf("read fleet trouble: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]Trouble{}
+	for rows.Next() {
+		var name string
+		var t Trouble
+		if err := rows.Scan(&name, &t.Migrations, &t.LastMigration, &t.Failures, &t.LastFailure); err != nil {
+			return nil, fmt.Errorf("read fleet trouble: %w", err)
+		}
+		out[name] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read fleet trouble: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,29 @@
+-- Fleet queries: what the placement engine needs to know about every hypervisor, besides its
+-- KPIs (HostsNow in kpi_now.sql): inventory, what its vnodes hold, and recent trouble.
+
+-- name: FleetInventory
+-- Every hypervisor's inventory row with what its vnodes hold now (booting, running or migrating
+-- vnodes count where the journal says they are).
+SELECT h.name, h.state, coalesce(h.cpus, 0), coalesce(h.memory_mib, 0), h.features, coalesce(h.rack, ''),
+       coalesce(h.power_cap_watts, 0),
+       coalesce(sum(v.cpus) FILTER (WHERE v.state IN ('booting', 'running', 'migrating')), 0)::int AS alloc_cpus,
+       coalesce(sum(v.memory_mib) FILTER (WHERE v.state IN ('booting', 'running', 'migrating')), 0)::bigint AS alloc_mib,
+       count(v.name) FILTER (WHERE v.state IN ('booting', 'running', 'migrating'))::int AS vnodes
+FROM hypervisors h
+LEFT JOIN vnodes v ON v.hypervisor_id = h.id
+GROUP BY h.id
+ORDER BY h.name;
+
+-- name: FleetTrouble
+-- Per hypervisor, migrations that touched it and migrations that failed there since $1: counts
+-- and the newest time of each.
+SELECT h.name,
+       count(m.id) FILTER (WHERE m.phase = 'done')::int AS migrations,
+       max(m.finished_at) FILTER (WHERE m.phase = 'done') AS last_migration,
+       count(m.id) FILTER (WHERE m.phase IN ('failed', 'rolled_back'))::int AS failures,
+       max(coalesce(m.finished_at, m.created_at)) FILTER (WHERE m.phase IN ('failed', 'rolled_back')) AS last_failure
+FROM hypervisors h
+JOIN migrations m ON h.id IN (m.src_hypervisor_id, m.dst_hypervisor_id)
+WHERE m.created_at >= $1
+GROUP BY h.name
+ORDER BY h.name;
