@@ -28,6 +28,10 @@ type Executor struct {
 	log      zerolog.Logger
 	owner    string
 	interval time.Duration
+
+	// reconciliation: how hypervisors are reached, and how long libvirt jobs may take to settle
+	hosts                          func(ctx context.Context, hv string) (hostOps, error)
+	jobWait, abortWait, settlePoll time.Duration
 }
 
 // Option changes an Executor's defaults.
@@ -42,7 +46,9 @@ func WithProgressInterval(d time.Duration) Option { return func(e *Executor) { e
 // New returns an executor with the migration settings cfg, journaling in st, reaching hypervisors
 // through conns.
 func New(cfg config.Migration, st *store.Store, conns Conns, log zerolog.Logger, opts ...Option) *Executor {
-	e := &Executor{cfg: cfg, st: st, conns: conns, log: log, interval: probeInterval}
+	e := &Executor{cfg: cfg, st: st, conns: conns, log: log, interval: probeInterval,
+		jobWait: jobWait, abortWait: abortWait, settlePoll: settlePoll}
+	e.hosts = e.openHost
 	for _, o := range opts {
 		o(e)
 	}
@@ -72,6 +78,9 @@ type Result struct {
 	Corrected string
 	// Unasked lists the other hypervisors that could not be asked whether they run the vnode too.
 	Unasked []string
+	// Reconciled lists the migrations left unfinished by processes that died, which were
+	// reconciled before this one started.
+	Reconciled []Finding
 }
 
 // Migrate moves req.VNode to req.To while it runs, journals each phase and verifies the guest on
@@ -133,7 +142,7 @@ func (r *run) migrate(ctx context.Context) error {
 	if !known(e.conns.Hypervisors(), req.To) {
 		return fmt.Errorf("%w %q (configured: %s)", ErrUnknownHypervisor, req.To, names(e.conns.Hypervisors()))
 	}
-	// 2. the database: the vnode exists, is not being stopped, and is not already migrating
+	// 2. the database: the vnode exists and is not being stopped
 	row, err := e.st.GetVnode(ctx, req.VNode)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w %q: the database has no such vnode", ErrUnknownVnode, req.VNode)
@@ -144,10 +153,35 @@ func (r *run) migrate(ctx context.Context) error {
 	if row.State == "stopping" {
 		return fmt.Errorf("%w: %s is being stopped (%s)", ErrBusy, req.VNode, row.Reason)
 	}
-	if err := r.checkUnfinished(ctx); err != nil {
+	// 3. the vnode's lock: from here on this process alone migrates or reconciles it
+	lock, got, err := e.st.TryLockVnode(ctx, req.VNode)
+	if err != nil {
 		return err
 	}
-	// 3. libvirt, the truth: where the domain runs, and whether the destination answers
+	if !got {
+		if err := r.checkUnfinished(ctx); err != nil {
+			return err
+		}
+		return &Error{Err: fmt.Errorf("%w: another drover process holds %s's lock (it is migrating or reconciling it)",
+			store.ErrMigrationActive, req.VNode), Hint: "wait for it to finish, then try again"}
+	}
+	defer lock.Release()
+	// journal rows of processes that died are settled first: they may hide where the vnode runs,
+	// and they count against the limits
+	if r.res.Reconciled, err = e.reconcile(ctx, req.VNode); err != nil {
+		return fmt.Errorf("reconcile interrupted migrations: %w", err)
+	}
+	if err := r.checkUnfinished(ctx); err != nil { // reconciliation could not settle it
+		var me *Error
+		for _, f := range r.res.Reconciled {
+			if f.VNode == req.VNode && f.NeedsOperator && errors.As(err, &me) {
+				me.Hint = fmt.Sprintf("its owner %s is gone and reconciliation could not settle it (%s): %s",
+					orUnknown(f.Owner), f.Note, f.Hint)
+			}
+		}
+		return err
+	}
+	// 4. libvirt, the truth: where the domain runs, and whether the destination answers
 	p, err := place(req.VNode, req.To, e.locate(ctx, req.VNode))
 	if err != nil {
 		if errors.Is(err, ErrRunsTwice) { // a migration started meanwhile shows on both hosts
@@ -163,14 +197,24 @@ func (r *run) migrate(ctx context.Context) error {
 		e.log.Warn().Str("vnode", req.VNode).Str("hypervisor", u.hv).Err(u.err).
 			Msg("hypervisor unreachable: cannot rule out a second copy of the vnode there")
 	}
-	// 4. the vnodes row follows libvirt
+	// 5. the vnodes row follows libvirt
 	if err := r.reconcileRow(ctx, row); err != nil {
 		return err
 	}
-	// 5. journal: planned
+	// 6. journal: planned, if the concurrency limits admit it
 	uri := e.migrationURI(req.To)
-	r.id, err = e.st.InsertMigration(ctx, store.NewMigration{VNode: req.VNode, Src: r.src.hv, Dst: req.To,
-		Reason: reason, Owner: e.owner, Params: params(r.set, uri, req.SerialLog)})
+	err = e.st.Admit(ctx, func(tx *store.Store) error {
+		active, err := tx.UnfinishedMigrations(ctx)
+		if err != nil {
+			return err
+		}
+		if lerr := checkLimits(active, r.src.hv, req.To, e.cfg); lerr != nil {
+			return lerr
+		}
+		r.id, err = tx.InsertMigration(ctx, store.NewMigration{VNode: req.VNode, Src: r.src.hv, Dst: req.To,
+			Reason: reason, Owner: e.owner, Params: params(r.set, uri, req.SerialLog)})
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, store.ErrMigrationActive) {
 			if uerr := r.checkUnfinished(ctx); uerr != nil {
@@ -184,7 +228,7 @@ func (r *run) migrate(ctx context.Context) error {
 	e.log.Info().Str("vnode", req.VNode).Str("from", r.src.hv).Str("to", req.To).Int64("migration", r.id).
 		Str("reason", reason).Msg("migration planned")
 
-	// 6. preparing: from here on, every exit journals a final phase
+	// 7. preparing: from here on, every exit journals a final phase
 	jctx := context.WithoutCancel(ctx)
 	// a failed write here leaves the guest untouched where it runs: rolled back
 	if err := r.setPhase(jctx, PhasePreparing, "", map[string]any{"from": r.src.hv, "to": req.To, "uri": uri}); err != nil {
@@ -196,7 +240,7 @@ func (r *run) migrate(ctx context.Context) error {
 	}); err != nil {
 		return r.finish(jctx, PhaseRolledBack, err, r.src.hv)
 	}
-	// 7. transfer and switch-over, bounded by the timeout; ctx's end aborts it
+	// 8. transfer and switch-over, bounded by the timeout; ctx's end aborts it
 	res, err := r.transfer(ctx, uri)
 	r.res.Libvirt = res
 	if err != nil {
@@ -272,7 +316,7 @@ func (r *run) switchedOver(jctx context.Context, res virt.MigrateResult, late bo
 	}
 	_ = r.setPhase(jctx, PhaseVerifying, "", map[string]any{"verify_for_ms": r.set.VerifyFor.Milliseconds()})
 
-	// 8. the guest must live on the destination, not only have arrived there
+	// 9. the guest must live on the destination, not only have arrived there
 	w := watcher{dst: r.req.To, probe: domainProbe(r.dst.conn, r.req.VNode), console: openConsole(r.req.SerialLog),
 		verifyFor: r.set.VerifyFor, interval: probeInterval, grace: serialGrace}
 	v := w.run(jctx)

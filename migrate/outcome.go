@@ -164,6 +164,9 @@ func hint(err error, r *run) string {
 		return "check that libvirtd runs on " + dst + " and answers (drover check), then try again"
 	case errors.Is(err, ErrRunsTwice):
 		return "look at every hypervisor (virsh list --all) and destroy the stale copy before migrating"
+	case errors.Is(err, ErrLimit):
+		return "wait for those migrations to finish, or raise the limit in the configuration; " +
+			"a migration whose owner died is settled by drover reconcile"
 	case errors.Is(err, ErrBusy):
 		return "wait until the vnode has stopped or is running again"
 	case errors.Is(err, ErrGuestDied):
