@@ -27,6 +27,10 @@ type Options struct {
 
 	Timeout       time.Duration // per procfs/sysfs collector; DefaultTimeout when 0
 	RemoteTimeout time.Duration // per BMC or libvirt poll; DefaultRemoteTimeout when 0
+
+	// Select picks collectors by name ("loadavg", "ipmi"…); nil registers every one. The agent
+	// builds two registries with it: the health sensors and the rest, on their own schedules.
+	Select func(name string) bool
 }
 
 // NewHostRegistry returns a registry of every collector drover runs on a hypervisor. This is the
@@ -61,6 +65,9 @@ func NewHostRegistry(o Options, log zerolog.Logger) (*Registry, error) {
 	}
 	r := NewRegistry(log, nil)
 	for _, e := range list {
+		if o.Select != nil && !o.Select(e.name) {
+			continue
+		}
 		if err := r.Register(e.name, e.c, e.timeout); err != nil {
 			return nil, err
 		}
