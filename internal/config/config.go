@@ -24,6 +24,7 @@ type Config struct {
 	Testbed     Testbed      `mapstructure:"testbed"`
 	Agent       Agent        `mapstructure:"agent"`
 	Health      Health       `mapstructure:"health"`
+	Server      Server       `mapstructure:"server"`
 }
 
 // Log configures zerolog.
@@ -144,6 +145,7 @@ func Defaults() Config {
 			MaxPerHypervisor: 1,
 			MaxConcurrent:    2,
 		},
-		Agent: agentDefaults(),
+		Agent:  agentDefaults(),
+		Server: serverDefaults(),
 	}
 }

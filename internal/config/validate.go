@@ -89,6 +89,7 @@ func (c *Config) Validate() error {
 			c.Migration.MaxPerHypervisor, c.Migration.MaxConcurrent)
 	}
 	c.validateAgent(bad)
+	c.validateServer(bad)
 	return errors.Join(errs...)
 }
 
