@@ -124,6 +124,7 @@ func TestTestbedSensors(t *testing.T) {
 // the client sees the value and the BMC's verdict.
 func TestCPUTempCritical(t *testing.T) {
 	hv := testenv.Hypervisor(t, "hv2")
+	testenv.LockBMC(t, "hv2") // other packages' tests set hv2's sensors too
 	c := dial(t, hv.BMC)
 	ctx := context.Background()
 
