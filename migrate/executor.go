@@ -168,7 +168,13 @@ func (r *run) migrate(ctx context.Context) error {
 	defer lock.Release()
 	// journal rows of processes that died are settled first: they may hide where the vnode runs,
 	// and they count against the limits
-	if r.res.Reconciled, err = e.reconcile(ctx, req.VNode); err != nil {
+	found, err := e.reconcile(ctx, req.VNode)
+	for _, f := range found {
+		if !f.Busy {
+			r.res.Reconciled = append(r.res.Reconciled, f)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("reconcile interrupted migrations: %w", err)
 	}
 	if err := r.checkUnfinished(ctx); err != nil { // reconciliation could not settle it

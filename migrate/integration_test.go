@@ -27,6 +27,7 @@ import (
 // bed is one test's testbed: a journal, a connection pool and a guest recorded as a vnode.
 type bed struct {
 	cfg    *config.Config
+	schema string
 	st     *store.Store
 	conns  *migrate.Pool
 	vnode  string
@@ -34,23 +35,37 @@ type bed struct {
 }
 
 func newBed(t *testing.T, ctx context.Context, cmdline string) *bed {
+	return newNamedBed(t, ctx, "mig", cmdline)
+}
+
+// newNamedBed is newBed with the guest's name starting with prefix.
+func newNamedBed(t *testing.T, ctx context.Context, prefix, cmdline string) *bed {
 	t.Helper()
 	cfg := testenv.Config(t)
 	if len(cfg.Hypervisors) < 2 {
 		t.Fatalf("testbed has %d hypervisors, want 2", len(cfg.Hypervisors))
 	}
-	_, pool := testenv.MigratedSchema(t)
-	b := &bed{cfg: cfg, st: store.New(pool), conns: migrate.NewPool(cfg.Hypervisors, cfg.Libvirt.ConnectTimeout)}
+	schema, pool := testenv.MigratedSchema(t)
+	b := &bed{cfg: cfg, schema: schema, st: store.New(pool), conns: migrate.NewPool(cfg.Hypervisors, cfg.Libvirt.ConnectTimeout)}
 	t.Cleanup(func() { _ = b.conns.Close() })
 	if err := b.st.SyncHypervisors(ctx, cfg.Hypervisors); err != nil {
 		t.Fatal(err)
 	}
-	b.vnode = fmt.Sprintf("mig-%d-%d", os.Getpid(), time.Now().UnixNano()%1_000_000)
+	b.vnode = fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), time.Now().UnixNano()%1_000_000)
 	b.serial = filepath.Join(t.TempDir(), b.vnode+".serial")
-	img := filepath.Join(cfg.Testbed.Dir, "guest", "out")
-	xml, err := virt.DomainSpec{Name: b.vnode, MemoryMiB: 128, VCPUs: 1, Type: virt.DomainType(cfg.Libvirt.DomainType),
+	b.boot(t, ctx, b.vnode, cmdline, b.serial)
+	b.heartbeats(t, 2, 90*time.Second)
+	return b
+}
+
+// boot starts a guest called name on hv1, records it as a vnode there, and destroys it wherever it
+// is when the test ends.
+func (b *bed) boot(t *testing.T, ctx context.Context, name, cmdline, serial string) {
+	t.Helper()
+	img := filepath.Join(b.cfg.Testbed.Dir, "guest", "out")
+	xml, err := virt.DomainSpec{Name: name, MemoryMiB: 128, VCPUs: 1, Type: virt.DomainType(b.cfg.Libvirt.DomainType),
 		Kernel: filepath.Join(img, "vmlinuz"), Initrd: filepath.Join(img, "initramfs.cpio.gz"),
-		Cmdline: "console=ttyS0 quiet panic=-1 " + cmdline, SerialLog: b.serial}.XML()
+		Cmdline: "console=ttyS0 quiet panic=-1 " + cmdline, SerialLog: serial}.XML()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,22 +77,20 @@ func newBed(t *testing.T, ctx context.Context, cmdline string) *bed {
 	t.Cleanup(func() { // wherever the guest ended up
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		for _, h := range cfg.Hypervisors {
+		for _, h := range b.cfg.Hypervisors {
 			c, err := b.conns.Conn(ctx, h.Name)
 			if err != nil {
 				t.Errorf("cleanup: %v", err)
 				continue
 			}
-			if err := c.Destroy(ctx, b.vnode); err != nil && !errors.Is(err, virt.ErrNoDomain) && !errors.Is(err, virt.ErrWrongState) {
+			if err := c.Destroy(ctx, name); err != nil && !errors.Is(err, virt.ErrNoDomain) && !errors.Is(err, virt.ErrWrongState) {
 				t.Errorf("cleanup on %s: %v", h.Name, err)
 			}
 		}
 	})
-	if err := b.st.VnodeBooting(ctx, store.Boot{Name: b.vnode, CPUs: 1, MemoryMiB: 128, Hypervisor: "hv1", DomainUUID: d.UUID}); err != nil {
+	if err := b.st.VnodeBooting(ctx, store.Boot{Name: name, CPUs: 1, MemoryMiB: 128, Hypervisor: "hv1", DomainUUID: d.UUID}); err != nil {
 		t.Fatal(err)
 	}
-	b.heartbeats(t, 2, 90*time.Second)
-	return b
 }
 
 func (b *bed) conn(t *testing.T, ctx context.Context, name string) *virt.Conn {

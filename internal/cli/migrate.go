@@ -84,6 +84,9 @@ exits non-zero. Interrupting it (Ctrl-C) aborts the copy: the guest stays where 
 			}()
 			res, err := ex.Migrate(ctx, req, d.event)
 			d.close()
+			for _, f := range res.Reconciled {
+				fmt.Fprintln(a.stderr, reconciledLine(f))
+			}
 			if err != nil {
 				return &exitError{code: 1, err: failure(err)}
 			}
@@ -240,4 +243,23 @@ func failure(err error) error {
 		msg += "\n  next: " + me.Hint
 	}
 	return errors.New(msg)
+}
+
+// reconciledLine reports a stale migration settled before this one started:
+// "reconciled migration 11 of vn1 (hv1 → hv2, owner n1:4242 died in transferring): rolled_back, runs on hv1".
+func reconciledLine(f migrate.Finding) string {
+	s := fmt.Sprintf("reconciled migration %d of %s (%s → %s, owner %s died in %s): ", f.ID, f.VNode, f.From, f.To,
+		dash(f.Owner), strings.ReplaceAll(string(f.Phase), "_", " "))
+	switch {
+	case f.Outcome == "":
+		s += "left unfinished: " + f.Note + "; next: " + f.Hint
+	case f.RunsOn == "":
+		s += string(f.Outcome) + ", runs nowhere: " + f.Note
+	default:
+		s += string(f.Outcome) + ", runs on " + f.RunsOn
+	}
+	if len(f.Did) > 0 {
+		s += " (" + strings.Join(f.Did, ", ") + ")"
+	}
+	return s
 }
