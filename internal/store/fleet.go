@@ -72,3 +72,33 @@ func (s *Store) FleetTrouble(ctx context.Context, since time.Time) (map[string]T
 	}
 	return out, nil
 }
+
+// PlacementRecord is a stored placement decision.
+type PlacementRecord struct {
+	ID         int64
+	At         time.Time
+	Placement
+	ExplainRaw []byte // the explain document as stored (JSON)
+}
+
+// PlacementsFor returns the newest placement decisions for vnode ("" = any) or job (0 = any).
+func (s *Store) PlacementsFor(ctx context.Context, vnode string, job int64, limit int) ([]PlacementRecord, error) {
+	rows, err := s.db.Query(ctx, q.Get("PlacementsFor"), vnode, job, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read placements: %w", err)
+	}
+	defer rows.Close()
+	var out []PlacementRecord
+	for rows.Next() {
+		var p PlacementRecord
+		if err := rows.Scan(&p.ID, &p.At, &p.VNode, &p.JobID, &p.Hypervisor, &p.Outcome, &p.Policy, &p.Seed,
+			&p.Reason, &p.ExplainRaw); err != nil {
+			return nil, fmt.Errorf("read placements: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read placements: %w", err)
+	}
+	return out, nil
+}

@@ -27,3 +27,12 @@ JOIN migrations m ON h.id IN (m.src_hypervisor_id, m.dst_hypervisor_id)
 WHERE m.created_at >= $1
 GROUP BY h.name
 ORDER BY h.name;
+
+-- name: PlacementsFor
+-- The newest placement decisions for a vnode ($1, '' = any) or a job ($2, 0 = any), newest first,
+-- at most $3, each with its explain document.
+SELECT p.id, p.created_at, p.vnode, p.job_id, coalesce(h.name, ''), p.outcome, p.policy, p.seed, p.reason, p.explain
+FROM placements p LEFT JOIN hypervisors h ON h.id = p.hypervisor_id
+WHERE ($1 = '' OR p.vnode = $1) AND ($2::bigint = 0 OR p.job_id = $2)
+ORDER BY p.id DESC
+LIMIT $3;
