@@ -5,53 +5,6 @@ import (
 	"sort"
 )
 
-// Host is a hypervisor as the planner sees it: a snapshot, never a live handle.
-type Host struct {
-	Name          string
-	Reachable     bool   // libvirt answered when the snapshot was taken
-	State         string // active, draining, drained, maintenance, down ("" = active)
-	VNodes        int    // vnodes running there now
-	FreeMemoryMiB int64  // memory left for new VMs; negative when unknown
-}
-
-// Request is one vnode to place.
-type Request struct {
-	VNode     string
-	JobID     int64
-	CPUs      int
-	MemoryMiB int64
-}
-
-// Reason codes say why a host was dropped. A dropped host is an answer, not an error.
-const (
-	ReasonUnreachable = "unreachable"
-	ReasonNotActive   = "not-active"
-	ReasonNoMemory    = "no-memory"
-)
-
-// Verdict is what the planner thought of one host.
-type Verdict struct {
-	Host     string  `json:"host"`
-	Feasible bool    `json:"feasible"`
-	Reason   string  `json:"reason,omitempty"` // reason code when not feasible
-	Detail   string  `json:"detail,omitempty"`
-	Score    float64 `json:"score,omitempty"` // in [0, 100] when feasible
-}
-
-// Decision is a placement: the chosen host ("" when none fits) and a verdict for every host.
-type Decision struct {
-	VNode    string    `json:"vnode"`
-	Host     string    `json:"host"`
-	Policy   string    `json:"policy"`
-	Reason   string    `json:"reason"`
-	Verdicts []Verdict `json:"verdicts"`
-}
-
-// Placer chooses a host for a vnode. Implementations are pure: same input, same decision.
-type Placer interface {
-	Place(req Request, hosts []Host) Decision
-}
-
 // LeastLoaded places a vnode on the feasible host running the fewest vnodes, ties broken by name.
 // Score = 100 / (1 + vnodes), so an empty host scores 100 and every extra vnode lowers it.
 type LeastLoaded struct{}

@@ -1,0 +1,300 @@
+package scheduler
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Candidate is a host prepared for the hot path: capacities as floats, features as bits, times as
+// nanoseconds, and the checks and scores that do not depend on the request already done.
+// Filters and scorers read it; only the snapshot writes it.
+type Candidate struct {
+	// hot: what the dynamic filters and scorers read, one cache line in all. float32 holds
+	// CPU counts and MiB exactly up to 2^24 (16 TiB).
+	cpuCap   float32 // CPUs × overcommit
+	cpuAlloc float32
+	memCap   float32 // MiB × overcommit
+	memAlloc float32
+	powerCap float32 // W, 0 = none
+	powerUse float32 // W now, plus what Assume added
+	// staticScore is Σ weight × normalised score over the static scorers.
+	staticScore float64
+	breachAt    int64 // unix ns of a predicted breach, 0 = none
+	idx         int32
+	rack        int32 // index into the snapshot's rack table, -1 = none
+	static      int8  // index of the static filter that dropped it, -1 = passed them all
+	warning     bool  // health warning
+	H           *Host // the snapshot's copy of the host, for static checks and explain traces
+}
+
+// Snapshot is a set of hosts prepared for many decisions: built once per KPI refresh, decided on
+// many times. Its static filters and scorers (those that depend only on the host and the time)
+// are evaluated when it is built, against its time. It is not safe for concurrent use when
+// Assume is called; Decide alone may run concurrently.
+type Snapshot struct {
+	p        *Pipeline
+	now      time.Time
+	hosts    []Host       // name order
+	cands    []Candidate  // parallel to hosts
+	passing  []int32      // indices of the candidates that passed the static filters
+	risky    []int32      // the passing ones with a predicted breach or in warning
+	feats    []featureSet // parallel to cands
+	hashes   []uint64     // fnv64 of each name, for seeded tie-breaks
+	byName   map[string]int32
+	features map[string]int
+
+	rackNames []string
+	rackCap   []float32 // 0 = none
+	rackUse   []float32 // Σ watts of the rack's hosts
+	anyCap    bool      // some host has a power cap
+	anyRack   bool      // some rack has a cap
+
+	invalid       map[int32]string // hosts whose data makes no sense, and what is wrong
+	scratch       sync.Pool        // *scratch, per-decision buffers
+	staticDropped []int            // per static filter: hosts it dropped
+	ranges        []rawRange       // per pipeline scorer: raw range over passing hosts (static scorers only)
+	warnings      []string
+}
+
+type rawRange struct{ lo, hi float64 }
+
+// Snapshot prepares hosts for Decide at time now. Hosts whose data makes no sense (negative
+// sizes, unknown state or health, repeated names) are kept and dropped with ReasonInvalid; the
+// error is for a snapshot that cannot be built at all (too many distinct features).
+func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
+	s := &Snapshot{p: p, now: now, byName: make(map[string]int32, len(hosts)), features: map[string]int{}, invalid: map[int32]string{}}
+	s.hosts = append([]Host(nil), hosts...)
+	sort.SliceStable(s.hosts, func(i, j int) bool { return s.hosts[i].Name < s.hosts[j].Name })
+	rackIdx := map[string]int32{}
+	for _, r := range p.cfg.Racks {
+		rackIdx[r.Name] = int32(len(s.rackNames))
+		s.rackNames = append(s.rackNames, r.Name)
+		s.rackCap = append(s.rackCap, float32(r.CapWatts))
+		s.anyRack = s.anyRack || r.CapWatts > 0
+	}
+	s.rackUse = make([]float32, len(s.rackNames))
+	s.cands = make([]Candidate, len(s.hosts))
+	s.feats = make([]featureSet, len(s.hosts))
+	s.hashes = make([]uint64, len(s.hosts))
+	for i := range s.hosts {
+		h := &s.hosts[i]
+		c := &s.cands[i]
+		*c = Candidate{H: h, idx: int32(i), rack: -1, static: -1}
+		bad := invalidHost(h)
+		if _, dup := s.byName[h.Name]; dup && bad == "" {
+			bad = "repeated host name"
+		} else if !dup {
+			s.byName[h.Name] = int32(i)
+		}
+		if bad != "" {
+			s.invalid[int32(i)] = bad
+		}
+		s.hashes[i] = fnv64(h.Name)
+		for _, f := range h.Features {
+			bit, ok := s.features[f]
+			if !ok {
+				if len(s.features) == maxFeatures {
+					return nil, fmt.Errorf("host %s: feature %q is beyond the %d distinct features a snapshot holds", h.Name, f, maxFeatures)
+				}
+				bit = len(s.features)
+				s.features[f] = bit
+			}
+			s.feats[i].add(bit)
+		}
+		if h.Rack != "" {
+			if r, ok := rackIdx[h.Rack]; ok {
+				c.rack = r
+				s.rackUse[r] += float32(h.PowerWatts)
+			}
+		}
+		c.prepare(&p.cfg)
+	}
+	q := &Query{s: s}
+	// static filters, in the pipeline's order: the first that fails drops the host
+	s.staticDropped = make([]int, len(p.static))
+	for i := range s.cands {
+		c := &s.cands[i]
+		if _, bad := s.invalid[int32(i)]; bad {
+			continue
+		}
+		for fi, f := range p.static {
+			if !f.Feasible(q, c) {
+				c.static = int8(fi)
+				s.staticDropped[fi]++
+				break
+			}
+		}
+		if c.static < 0 {
+			s.passing = append(s.passing, int32(i))
+			s.anyCap = s.anyCap || c.powerCap > 0
+			if c.breachAt != 0 || c.warning {
+				s.risky = append(s.risky, int32(i))
+			}
+		}
+	}
+	// static scorers: the raw range over the passing hosts first (for scorers that normalise
+	// against it), then each host's weighted sum
+	s.ranges = make([]rawRange, len(p.scorers))
+	for si, sc := range p.scorers {
+		if _, dyn := sc.(DynamicScorer); dyn {
+			continue
+		}
+		r := rawRange{math.Inf(1), math.Inf(-1)}
+		for _, i := range s.passing {
+			if raw, ok := sc.Raw(q, &s.cands[i]); ok {
+				r.lo, r.hi = math.Min(r.lo, raw), math.Max(r.hi, raw)
+			}
+		}
+		s.ranges[si] = r
+	}
+	for _, i := range s.passing {
+		c := &s.cands[i]
+		for si, sc := range p.scorers {
+			if _, dyn := sc.(DynamicScorer); !dyn && p.weights[si] > 0 {
+				c.staticScore += p.weights[si] * s.normalized(si, q, c)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Len is the number of hosts in the snapshot.
+func (s *Snapshot) Len() int { return len(s.hosts) }
+
+// Now is the time the snapshot's static checks were made against.
+func (s *Snapshot) Now() time.Time { return s.now }
+
+// Range is the scorer's raw range over the hosts that passed the static filters (static scorers
+// only; lo > hi when no host had a value).
+func (s *Snapshot) Range(scorer string) (lo, hi float64) {
+	for si, sc := range s.p.scorers {
+		if sc.Name() == scorer {
+			return s.ranges[si].lo, s.ranges[si].hi
+		}
+	}
+	return math.Inf(1), math.Inf(-1)
+}
+
+// normalized is scorer si's normalised value for c, checked to be in [0, 100]; a value outside
+// (a bug in the scorer) counts as 0 and is remembered as a warning.
+func (s *Snapshot) normalized(si int, q *Query, c *Candidate) float64 {
+	raw, known := s.p.scorers[si].Raw(q, c)
+	n := s.p.scorers[si].Normalize(q, c, raw, known)
+	if n >= 0 && n <= 100 {
+		return n
+	}
+	if len(s.warnings) < 10 {
+		s.warnings = append(s.warnings, fmt.Sprintf("scorer %s gave %v for %s, outside [0, 100]: counted as 0", s.p.scorers[si].Name(), n, c.H.Name))
+	}
+	return 0
+}
+
+// Assume records that req was placed on host, so the next decisions on this snapshot see its
+// CPUs, memory and watts taken (like the Kubernetes scheduler's assumed pods). Static scores are
+// not recomputed; the next snapshot brings fresh KPIs.
+func (s *Snapshot) Assume(host string, req Request) error {
+	i, ok := s.byName[host]
+	if !ok {
+		return fmt.Errorf("assume %s on %s: no such host in the snapshot", req.VNode, host)
+	}
+	c := &s.cands[i]
+	w := float32(s.p.watts(&req))
+	c.cpuAlloc += float32(req.CPUs)
+	c.memAlloc += float32(req.MemoryMiB)
+	c.powerUse += w
+	if c.rack >= 0 {
+		s.rackUse[c.rack] += w
+	}
+	return nil
+}
+
+// prepare fills the hot-path fields from the host.
+func (c *Candidate) prepare(cfg *Config) {
+	h := c.H
+	cpuOC, memOC := h.CPUOvercommit, h.MemOvercommit
+	if cpuOC <= 0 {
+		cpuOC = cfg.CPUOvercommit
+	}
+	if memOC <= 0 {
+		memOC = cfg.MemOvercommit
+	}
+	c.cpuCap = float32(float64(h.CPUs) * cpuOC)
+	c.cpuAlloc = float32(h.AllocCPUs)
+	c.memAlloc = float32(h.AllocMemoryMiB)
+	switch {
+	case h.MemoryMiB > 0:
+		c.memCap = float32(float64(h.MemoryMiB) * memOC)
+	case h.FreeMemoryMiB >= 0: // capacity unknown, libvirt's free memory is all we have
+		c.memCap = c.memAlloc + float32(h.FreeMemoryMiB)
+	}
+	c.powerCap = float32(h.PowerCapWatts)
+	c.powerUse = float32(h.PowerWatts)
+	if !h.BreachAt.IsZero() {
+		c.breachAt = h.BreachAt.UnixNano()
+	}
+	c.warning = h.Health == "warning"
+}
+
+// invalidHost says what is wrong with a host's data, "" when nothing is.
+func invalidHost(h *Host) string {
+	switch {
+	case h.Name == "":
+		return "empty host name"
+	case h.CPUs < 0 || h.MemoryMiB < 0 || h.AllocCPUs < 0 || h.AllocMemoryMiB < 0:
+		return fmt.Sprintf("negative size (cpus %d, memory %d MiB, allocated %d cpus %d MiB)", h.CPUs, h.MemoryMiB, h.AllocCPUs, h.AllocMemoryMiB)
+	case h.CPUOvercommit < 0 || h.MemOvercommit < 0:
+		return fmt.Sprintf("negative overcommit (cpu %v, memory %v)", h.CPUOvercommit, h.MemOvercommit)
+	case bad(h.Load1) || bad(h.CPUBusy) || bad(h.PredictedLoad) || bad(h.PowerWatts) || bad(h.PowerCapWatts) ||
+		bad(h.TempWarnC) || bad(h.TempCritC) || math.IsNaN(h.TempC) || math.IsInf(h.TempC, 0):
+		return "a KPI is negative, NaN or infinite"
+	case h.RecentFailures < 0 || h.RecentMigrations < 0:
+		return "negative failure or migration count"
+	}
+	switch h.State {
+	case "", "active", "draining", "drained", "maintenance", "down":
+	default:
+		return fmt.Sprintf("unknown state %q (want active, draining, drained, maintenance or down)", h.State)
+	}
+	switch h.Health {
+	case "", "unknown", "ok", "warning", "critical":
+	default:
+		return fmt.Sprintf("unknown health %q (want ok, warning, critical or unknown)", h.Health)
+	}
+	return ""
+}
+
+func bad(v float64) bool { return v < 0 || math.IsNaN(v) || math.IsInf(v, 0) }
+
+func fnv64(s string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// splitmix64 scrambles x; with the seed mixed in, sorting hosts by it is a seeded shuffle.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// scratch holds one decision's per-host buffers, reused through the snapshot's pool so the hot
+// path allocates nothing per host.
+type scratch struct {
+	in    []int32   // candidates still in the running
+	out   []float64 // one scorer's normalised values, parallel to in
+	total []float64 // weighted sums, parallel to in
+}
+
+func (s *Snapshot) getScratch() *scratch {
+	if sc, ok := s.scratch.Get().(*scratch); ok {
+		return sc
+	}
+	n := len(s.passing)
+	return &scratch{in: make([]int32, 0, n), out: make([]float64, n), total: make([]float64, n)}
+}
