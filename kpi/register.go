@@ -28,6 +28,10 @@ type Options struct {
 	Timeout       time.Duration // per procfs/sysfs collector; DefaultTimeout when 0
 	RemoteTimeout time.Duration // per BMC or libvirt poll; DefaultRemoteTimeout when 0
 
+	// NodeExporterURL, when set, is a local node_exporter's /metrics: one "node_exporter"
+	// collector scraping it replaces the procfs and sysfs collectors.
+	NodeExporterURL string
+
 	// Select picks collectors by name ("loadavg", "ipmi"…); nil registers every one. The agent
 	// builds two registries with it: the health sensors and the rest, on their own schedules.
 	Select func(name string) bool
@@ -35,7 +39,8 @@ type Options struct {
 
 // NewHostRegistry returns a registry of every collector drover runs on a hypervisor. This is the
 // one place collectors are registered: the procfs ones, the sysfs ones of this platform
-// (platformCollectors), then IPMI and libvirt when Options has them.
+// (platformCollectors) — or instead of both a node_exporter scrape — then IPMI and libvirt when
+// Options has them.
 func NewHostRegistry(o Options, log zerolog.Logger) (*Registry, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -48,14 +53,19 @@ func NewHostRegistry(o Options, log zerolog.Logger) (*Registry, error) {
 		c       Collector
 		timeout time.Duration
 	}
-	list := []reg{
-		{"loadavg", NewLoadavg(o.Env), o.Timeout},
-		{"cpu", NewCPU(o.Env), o.Timeout},
-		{"meminfo", NewMeminfo(o.Env), o.Timeout},
-		{"pressure", NewPressure(o.Env), o.Timeout},
-	}
-	for _, p := range platformCollectors(o.Env) {
-		list = append(list, reg{p.name, p.c, o.Timeout})
+	var list []reg
+	if o.NodeExporterURL != "" {
+		list = append(list, reg{"node_exporter", NewNodeExporter(o.NodeExporterURL, nil, o.Env.Now), o.Timeout})
+	} else {
+		list = append(list,
+			reg{"loadavg", NewLoadavg(o.Env), o.Timeout},
+			reg{"cpu", NewCPU(o.Env), o.Timeout},
+			reg{"meminfo", NewMeminfo(o.Env), o.Timeout},
+			reg{"pressure", NewPressure(o.Env), o.Timeout},
+		)
+		for _, p := range platformCollectors(o.Env) {
+			list = append(list, reg{p.name, p.c, o.Timeout})
+		}
 	}
 	if o.BMC != nil {
 		list = append(list, reg{"ipmi", NewIPMI(o.BMC, o.Env.Now), o.RemoteTimeout})
