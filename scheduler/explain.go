@@ -49,7 +49,7 @@ func (d Decision) WriteTable(w io.Writer) error {
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	if len(d.Verdicts) < d.Hosts {
-		fmt.Fprintf(tw, "# %d of %d hosts shown (decided without explain traces)\n", len(d.Verdicts), d.Hosts)
+		fmt.Fprintf(tw, "# verdicts for %d of %d hosts (explain traces off, or the request was rejected)\n", len(d.Verdicts), d.Hosts)
 	}
 	return tw.Flush()
 }

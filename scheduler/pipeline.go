@@ -276,6 +276,9 @@ func (p *Pipeline) Decide(req Request, s *Snapshot, explain bool) Decision {
 			d.Dropped[filters[fi].Reason()] += n
 		}
 	}
+	if len(d.Dropped) == 0 {
+		d.Dropped = nil // as JSON gives it back
+	}
 	d.Warnings = append(d.Warnings, s.warnings...)
 	if explain {
 		for i := range s.cands {

@@ -84,7 +84,7 @@ func (PowerScorer) Raw(q *Query, c *Candidate) (float64, bool) {
 	if c.powerCap == 0 {
 		return 1, true
 	}
-	return float64((c.powerCap - c.powerUse - q.watts) / c.powerCap), true
+	return (float64(c.powerCap) - float64(c.powerUse) - float64(q.watts)) / float64(c.powerCap), true
 }
 func (PowerScorer) Normalize(_ *Query, _ *Candidate, raw float64, _ bool) float64 {
 	return 100 * clamp01(raw)
@@ -164,7 +164,7 @@ func (BinPackScorer) Raw(q *Query, c *Candidate) (float64, bool) {
 	if c.cpuCap <= 0 || c.memCap <= 0 {
 		return 1, false
 	}
-	return float64(max((c.cpuAlloc+q.cpus)/c.cpuCap, (c.memAlloc+q.mem)/c.memCap)), true
+	return max((float64(c.cpuAlloc)+float64(q.cpus))/float64(c.cpuCap), (float64(c.memAlloc)+float64(q.mem))/float64(c.memCap)), true
 }
 func (BinPackScorer) Normalize(q *Query, _ *Candidate, raw float64, _ bool) float64 {
 	if q.pack {
