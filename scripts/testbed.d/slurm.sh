@@ -206,8 +206,9 @@ slurm_nodes_ok() {
 slurm_slurmd_start() {
   local n pid pids=() rc=0
   for n in $(slurm_node_names); do
-    tb_alive "$TB_SLURM_RUN/slurmd-$n.pid" && continue
+    # also for a running slurmd: a clean slurmctld start (after a failed one) empties the spool
     mkdir -p "$TB_SLURM_SPOOL/$n"
+    tb_alive "$TB_SLURM_RUN/slurmd-$n.pid" && continue
     slurm_cmd slurmd -f "$TB_SLURM_CONF" -N "$n" &
     pids+=($!)
   done
