@@ -120,3 +120,29 @@ func TestJobStateFinished(t *testing.T) {
 		}
 	}
 }
+
+// The job fields placement reads: the comment (drover hints), the constraint, memory per node and
+// CPUs per task, with Slurm's "not given" spellings (null, 0, NO_VAL) read as 0.
+func TestJobPlacementFields(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		mem       int64
+		cpus      int
+		comment   string
+		constrain string
+	}{
+		{`{"comment":"drover:spread","features":"ib&avx512","memory_per_node":2048,"cpus_per_task":4}`, 2048, 4, "drover:spread", "ib&avx512"},
+		{`{"comment":"","features":"","memory_per_node":null,"cpus_per_task":null}`, 0, 0, "", ""},
+		{`{"memory_per_node":4294967294,"cpus_per_task":"65534"}`, 0, 65534, "", ""},
+		{`{"memory_per_node":18446744073709551614}`, 0, 0, "", ""},
+	} {
+		var j job38
+		if err := json.Unmarshal([]byte(tc.in), &j); err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		got := j.job()
+		if got.MemoryPerNode != tc.mem || got.CPUsPerTask != tc.cpus || got.Comment != tc.comment || got.Constraint != tc.constrain {
+			t.Errorf("%s → mem %d cpus %d comment %q constraint %q", tc.in, got.MemoryPerNode, got.CPUsPerTask, got.Comment, got.Constraint)
+		}
+	}
+}

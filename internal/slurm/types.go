@@ -210,6 +210,14 @@ type Job struct {
 	EndTime      time.Time
 	TimeLimit    time.Duration // 0: none
 
+	// Comment is the job's --comment, where users put drover hints (drover:spread…);
+	// Constraint its --constraint feature expression.
+	Comment    string
+	Constraint string
+	// MemoryPerNode is --mem in MiB, CPUsPerTask --cpus-per-task; 0 when not given.
+	MemoryPerNode int64
+	CPUsPerTask   int
+
 	// ExitCode is the script's exit status, Signal the signal that ended it (0: none).
 	ExitCode int
 	Signal   int

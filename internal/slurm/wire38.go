@@ -39,6 +39,11 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 		*f = flexInt(n)
 		return nil
 	}
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil && n >= noValue64 {
+		// 64-bit NO_VAL/INFINITE (memory fields): "not given", like the 32-bit ones
+		*f = flexInt(math.MaxInt64)
+		return nil
+	}
 	x, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > math.MaxInt64 {
 		// an *UnmarshalTypeError gets the field's path from encoding/json
@@ -50,6 +55,9 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 
 // noValue is Slurm's NO_VAL/INFINITE range for 32-bit fields (0xfffffffe, 0xffffffff).
 const noValue32 = 0xfffffffe
+
+// noValue64 is Slurm's NO_VAL64 (INFINITE64 is one more).
+const noValue64 = 0xfffffffffffffffe
 
 type envelope38 struct {
 	Meta   meta38    `json:"meta"`
@@ -229,6 +237,10 @@ type job38 struct {
 	WorkDir       string   `json:"current_working_directory"`
 	StdOut        string   `json:"standard_output"`
 	StdErr        string   `json:"standard_error"`
+	Comment       string   `json:"comment"`
+	Features      string   `json:"features"`        // the job's --constraint expression
+	MemoryPerNode *flexInt `json:"memory_per_node"` // MiB; unset or NO_VAL: not asked per node
+	CPUsPerTask   *flexInt `json:"cpus_per_task"`
 }
 
 func (j job38) job() Job {
@@ -256,6 +268,10 @@ func (j job38) job() Job {
 		ExitCode:      (status >> 8) & 0xff,
 		Signal:        status & 0x7f,
 		Command:       j.Command,
+		Comment:       j.Comment,
+		Constraint:    j.Features,
+		MemoryPerNode: optional(j.MemoryPerNode),
+		CPUsPerTask:   int(optional(j.CPUsPerTask)),
 		WorkDir:       j.WorkDir,
 		StdOut:        j.StdOut,
 		StdErr:        j.StdErr,
@@ -297,6 +313,15 @@ func unixTime(s flexInt) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(int64(s), 0).UTC()
+}
+
+// optional returns a count Slurm may leave unset (null, 0 or NO_VAL/INFINITE, 32- or 64-bit) as
+// 0 for "not given".
+func optional(v *flexInt) int64 {
+	if v == nil || *v <= 0 || *v >= noValue32 {
+		return 0
+	}
+	return int64(*v)
 }
 
 func minutes(m *flexInt) time.Duration {
