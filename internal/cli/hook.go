@@ -9,8 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-hpc/drover/internal/config"
 	"github.com/drover-hpc/drover/internal/hooks"
 	"github.com/drover-hpc/drover/internal/hostlist"
+	"github.com/drover-hpc/drover/internal/server"
 	"github.com/drover-hpc/drover/internal/slurm"
 	"github.com/drover-hpc/drover/internal/store"
 	"github.com/drover-hpc/drover/internal/vnode"
@@ -114,10 +116,25 @@ func (a *app) withHooks(ctx context.Context, fn func(*hooks.Hooks) error) error 
 			return err
 		}
 		defer closeDB()
-		return fn(&hooks.Hooks{
+		h := &hooks.Hooks{
 			Store: st, Catalog: cat, Hypervisors: a.cfg.Hypervisors, Placer: scheduler.LeastLoaded{},
 			Slurm: slurm.NewScontrol(a.cfg.Slurm), Log: a.log, ConnectTimeout: a.cfg.Libvirt.ConnectTimeout,
-		})
+		}
+		if sc := a.cfg.Server; sc.URL != "" {
+			token, err := config.Secret(sc.Token, sc.TokenFile, "server.token_file")
+			if err != nil {
+				return err
+			}
+			h.Server = &server.Client{URL: sc.URL, Token: token}
+		}
+		if a.cfg.Slurm.RestURL != "" {
+			if c, err := slurm.NewREST(a.cfg.Slurm); err == nil {
+				h.Jobs = c
+			} else {
+				a.log.Warn().Err(err).Msg("no slurmrestd client: placing without the job's time limit and hints")
+			}
+		}
+		return fn(h)
 	}()
 	ev := a.log.Info()
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -12,6 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/drover-hpc/drover/internal/config"
+	"github.com/drover-hpc/drover/internal/server"
+	"github.com/drover-hpc/drover/internal/slurm"
 	"github.com/drover-hpc/drover/internal/store"
 	"github.com/drover-hpc/drover/internal/virt"
 	"github.com/drover-hpc/drover/internal/vnode"
@@ -23,14 +27,29 @@ type NodeControl interface {
 	Down(ctx context.Context, node, reason string) error
 }
 
+// JobReader reads a job's record from Slurm (slurmrestd): its time limit, constraint and hints.
+type JobReader interface {
+	Job(ctx context.Context, id uint32) (slurm.Job, error)
+}
+
+// Decider is a drover server deciding placements (server.Client).
+type Decider interface {
+	Place(ctx context.Context, req server.PlaceRequest) (scheduler.Decision, error)
+}
+
 // Hooks holds what every hook needs.
 type Hooks struct {
 	Store       *store.Store
 	Catalog     *vnode.Catalog
 	Hypervisors []config.Hypervisor
-	Placer      scheduler.Placer
-	Slurm       NodeControl
-	Log         zerolog.Logger
+	// Server, when set, decides placements; else Placer does, on the hook's own snapshot.
+	Server Decider
+	Placer scheduler.Placer
+	// Jobs, when set, gives the job's time limit, constraint and drover hints; without it the
+	// resume file's features and extra are all the hook knows.
+	Jobs  JobReader
+	Slurm NodeControl
+	Log   zerolog.Logger
 	// ConnectTimeout bounds connecting to each hypervisor; an unreachable one is left out.
 	ConnectTimeout time.Duration
 }
@@ -165,8 +184,14 @@ func (h *Hooks) resumeOne(ctx context.Context, hosts []*host, name string, job R
 	}
 
 	spec := h.Catalog.Spec(n)
-	req := scheduler.Request{VNode: name, JobID: job.JobID, CPUs: spec.VCPUs, MemoryMiB: int64(spec.MemoryMiB)}
-	d := h.Placer.Place(req, planned(hosts))
+	req, err := h.request(ctx, log, name, spec.VCPUs, int64(spec.MemoryMiB), job, hosts)
+	if err != nil {
+		return h.fail(ctx, log, name, "", jobID, err.Error(), true)
+	}
+	d, err := h.decide(ctx, req, hosts)
+	if err != nil {
+		return h.fail(ctx, log, name, "", jobID, err.Error(), true)
+	}
 	if d.Host == "" {
 		h.recordPlacement(ctx, log, d, jobID, "unplaceable")
 		return h.fail(ctx, log, name, "", jobID, d.Reason, true)
@@ -205,6 +230,62 @@ func (h *Hooks) resumeOne(ctx context.Context, hosts []*host, name string, job R
 	log.Info().Str("hypervisor", d.Host).Str("uuid", dom.UUID).Str("why", d.Reason).
 		Dur("create", time.Since(start)).Msg("vnode started")
 	return Outcome{Node: name, Hypervisor: d.Host, Action: "started", Reason: d.Reason}
+}
+
+// request gathers what placement must know of the vnode and its job: size, the job's constraint
+// and time limit, its drover hints, and where its other vnodes already run.
+func (h *Hooks) request(ctx context.Context, log zerolog.Logger, name string, cpus int, mib int64, job ResumeJob, hosts []*host) (scheduler.Request, error) {
+	req := scheduler.Request{VNode: name, JobID: job.JobID, CPUs: cpus, MemoryMiB: mib, Constraint: job.Features}
+	var comment string
+	if h.Jobs != nil && job.JobID > 0 && job.JobID <= math.MaxUint32 {
+		jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		j, err := h.Jobs.Job(jctx, uint32(job.JobID))
+		cancel()
+		if err != nil {
+			log.Warn().Err(err).Msg("job record unavailable: placing on the resume file's facts alone")
+		} else {
+			req.TimeLimit, comment = j.TimeLimit, j.Comment
+			if req.Constraint == "" {
+				req.Constraint = j.Constraint
+			}
+		}
+	}
+	hints, err := ParseHints(comment, job.Extra)
+	if err != nil {
+		return req, err
+	}
+	req.Hints = hints
+	for _, other := range job.nodes() {
+		if other == name {
+			continue
+		}
+		for _, hs := range where(hosts, other) {
+			req.JobHosts = append(req.JobHosts, hs.cfg.Name)
+		}
+	}
+	return req, nil
+}
+
+// decide asks the server when there is one, else the local placer.
+func (h *Hooks) decide(ctx context.Context, req scheduler.Request, hosts []*host) (scheduler.Decision, error) {
+	if h.Server == nil {
+		return h.Placer.Place(req, planned(hosts)), nil
+	}
+	pr := server.PlaceRequest{VNode: req.VNode, JobID: req.JobID, CPUs: req.CPUs, MemoryMiB: req.MemoryMiB,
+		Constraint: req.Constraint, TimeLimitS: int64(req.TimeLimit / time.Second), Hints: req.Hints, JobHosts: req.JobHosts}
+	for _, hs := range hosts {
+		if hs.conn == nil {
+			pr.Unreachable = append(pr.Unreachable, hs.cfg.Name)
+		}
+	}
+	d, err := h.Server.Place(ctx, pr)
+	if err != nil {
+		return d, fmt.Errorf("no placement: %w", err)
+	}
+	if d.Host != "" && !slices.ContainsFunc(hosts, func(hs *host) bool { return hs.cfg.Name == d.Host && hs.conn != nil }) {
+		return d, fmt.Errorf("the server chose %s, which this hook cannot reach", d.Host)
+	}
+	return d, nil
 }
 
 func (h *Hooks) recordBoot(ctx context.Context, n vnode.Node, hv string, hs *host, jobID *int64) error {

@@ -21,6 +21,18 @@ type ResumeJob struct {
 	Partition   string `json:"partition"`
 }
 
+// nodes returns the job's nodes (all of them, not only those resumed now); nil when the entry
+// names none or the expression is malformed (ParseResumeFile reports that).
+func (j ResumeJob) nodes() []string {
+	for _, expr := range []string{j.NodesAlloc, j.Nodes, j.NodesResume} {
+		if expr != "" {
+			names, _ := hostlist.Expand(expr)
+			return names
+		}
+	}
+	return nil
+}
+
 // ResumeFile is the whole file.
 type ResumeFile struct {
 	AllNodes       string      `json:"all_nodes"` // 22.05
