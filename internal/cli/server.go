@@ -51,7 +51,8 @@ only the one holding the leader lock decides. Stop it with SIGTERM or Ctrl-C.`,
 				return err
 			}
 			srv, err := server.New(server.Config{Listen: sc.Listen, Token: token, Refresh: sc.Refresh,
-				Fleet: fleet.Options{TempWarnC: sc.TempWarnC, TempCritC: sc.TempCritC}}, pool, pipe, a.log)
+				Prober: libvirtProber{a.cfg.Hypervisors},
+				Fleet:  fleet.Options{TempWarnC: sc.TempWarnC, TempCritC: sc.TempCritC}}, pool, pipe, a.log)
 			if err != nil {
 				return err
 			}

@@ -32,6 +32,10 @@ type Config struct {
 	MaxViewAge time.Duration
 	Fleet      fleet.Options // thermal bounds and trouble window of the snapshot
 	Instance   string        // this server's name in logs and answers; default host:pid
+	// Prober, when set, is asked every ProbeInterval for each hypervisor's capacity and
+	// reachability (libvirt).
+	Prober        Prober
+	ProbeInterval time.Duration
 }
 
 // Defaults of Config's zero fields.
@@ -46,6 +50,7 @@ type Server struct {
 	pool   *pgxpool.Pool
 	store  *store.Store
 	placer scheduler.Placer
+	prober Prober
 	log    zerolog.Logger
 	lead   *Leadership
 
@@ -53,6 +58,8 @@ type Server struct {
 	hosts   []scheduler.Host
 	readAt  time.Time
 	readErr error
+	// unreachable: hosts the last probe could not reach
+	unreachable map[string]bool
 
 	addr chan string // the address the API listens on, once
 }
@@ -68,6 +75,9 @@ func New(cfg Config, pool *pgxpool.Pool, placer scheduler.Placer, log zerolog.Lo
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh
 	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
 	if cfg.MaxViewAge <= 0 {
 		cfg.MaxViewAge = DefaultMaxViewAge
 	}
@@ -76,7 +86,7 @@ func New(cfg Config, pool *pgxpool.Pool, placer scheduler.Placer, log zerolog.Lo
 		cfg.Instance = fmt.Sprintf("%s:%d", h, os.Getpid())
 	}
 	log = log.With().Str("instance", cfg.Instance).Logger()
-	return &Server{cfg: cfg, pool: pool, store: store.New(pool), placer: placer, log: log,
+	return &Server{cfg: cfg, pool: pool, store: store.New(pool), placer: placer, prober: cfg.Prober, log: log,
 		lead: NewLeadership(pool, 0, log), addr: make(chan string, 1)}, nil
 }
 
@@ -132,7 +142,12 @@ func (s *Server) watch(ctx context.Context) error {
 	go s.listen(ctx, events)
 	t := time.NewTicker(s.cfg.Refresh)
 	defer t.Stop()
+	var probed time.Time
 	for {
+		if time.Since(probed) >= s.cfg.ProbeInterval {
+			s.probe(ctx)
+			probed = time.Now()
+		}
 		if _, err := s.refresh(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn().Err(err).Msg("fleet view refresh")
 		}
@@ -185,6 +200,9 @@ func (s *Server) listen(ctx context.Context, events chan<- struct{}) {
 func (s *Server) refresh(ctx context.Context) ([]scheduler.Host, error) {
 	o := s.cfg.Fleet
 	o.Now = time.Now()
+	s.mu.Lock()
+	o.Unreachable = s.unreachable
+	s.mu.Unlock()
 	hosts, err := fleet.Snapshot(ctx, s.store, o)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -138,5 +139,56 @@ func TestAPIRefusesBadRequests(t *testing.T) {
 	if _, err := server.New(server.Config{Listen: "127.0.0.1:0"}, pool, scheduler.LeastLoaded{}, zerolog.Nop()); err == nil ||
 		!strings.Contains(err.Error(), "token") {
 		t.Errorf("New without a token: err = %v, want a refusal naming the token", err)
+	}
+}
+
+type fakeProber []server.Probe
+
+func (f fakeProber) Probe(context.Context) []server.Probe { return f }
+
+// The libvirt probe's capacities land in the hypervisors table and an unreachable host is marked
+// so in the view, whatever its KPIs say.
+func TestProbeRecordsCapacity(t *testing.T) {
+	_, pool := testenv.MigratedSchema(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO hypervisors (name, uri) VALUES ('hv-a', 'qemu+tcp://a/system'), ('hv-b', 'qemu+tcp://b/system')`); err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(server.Config{Listen: "127.0.0.1:0", Token: token, Refresh: 100 * time.Millisecond,
+		Prober: fakeProber{{Name: "hv-a", CPUs: 8, MemoryMiB: 16384}, {Name: "hv-b", Err: errors.New("connection refused")}}},
+		pool, scheduler.LeastLoaded{}, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	var cpus, mib *int64
+	waitFor(t, "hv-a's capacity", 10*time.Second, func() bool {
+		_ = pool.QueryRow(ctx, `SELECT cpus, memory_mib FROM hypervisors WHERE name = 'hv-a'`).Scan(&cpus, &mib)
+		return cpus != nil
+	})
+	if *cpus != 8 || *mib != 16384 {
+		t.Errorf("hv-a capacity = %d CPUs %d MiB, want 8 and 16384", *cpus, *mib)
+	}
+	var bcpus *int64
+	if err := pool.QueryRow(ctx, `SELECT cpus FROM hypervisors WHERE name = 'hv-b'`).Scan(&bcpus); err != nil || bcpus != nil {
+		t.Errorf("hv-b (unreachable) capacity = %v, %v; want NULL", bcpus, err)
+	}
+	addr, _ := s.Addr(ctx)
+	var hosts []scheduler.Host
+	waitFor(t, "the view", 10*time.Second, func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/hosts", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&hosts) == nil && len(hosts) == 2
+	})
+	if !hosts[0].Reachable || hosts[1].Reachable || hosts[0].CPUs != 8 {
+		t.Errorf("view = %+v", hosts)
 	}
 }

@@ -102,3 +102,11 @@ func (s *Store) PlacementsFor(ctx context.Context, vnode string, job int64, limi
 	}
 	return out, nil
 }
+
+// SetHypervisorCapacity records what libvirt says a hypervisor has.
+func (s *Store) SetHypervisorCapacity(ctx context.Context, name string, cpus int, memoryMiB int64) error {
+	if _, err := s.db.Exec(ctx, q.Get("SetHypervisorCapacity"), name, cpus, memoryMiB); err != nil {
+		return fmt.Errorf("record capacity of %s: %w", name, err)
+	}
+	return nil
+}

@@ -36,3 +36,9 @@ FROM placements p LEFT JOIN hypervisors h ON h.id = p.hypervisor_id
 WHERE ($1 = '' OR p.vnode = $1) AND ($2::bigint = 0 OR p.job_id = $2)
 ORDER BY p.id DESC
 LIMIT $3;
+
+-- name: SetHypervisorCapacity
+-- What libvirt says a hypervisor has: $1 name, $2 logical CPUs, $3 memory in MiB. Changes
+-- nothing when it already says so.
+UPDATE hypervisors SET cpus = $2, memory_mib = $3, updated_at = now()
+WHERE name = $1 AND (cpus IS DISTINCT FROM $2 OR memory_mib IS DISTINCT FROM $3);
