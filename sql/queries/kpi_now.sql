@@ -3,19 +3,29 @@
 -- the statements of the ingest path itself (kpi/ingest), which runs them as a drover_agent member.
 
 -- name: HostsNow
--- Every hypervisor with its newest KPIs, its health and how old the figures are. $1: seconds after
--- which figures count as stale. age_s is NULL and stale true for a host that never reported.
--- health: host_health's state; a host with no health event yet is 'ok' while it reports
--- (sensors are ok until an event says otherwise) and 'unknown' once its figures are stale.
+-- Every hypervisor with its newest KPIs (NULL: never reported) and its health row (NULL: no
+-- health event yet). Kept lean for whole-cluster reads (10,000 hosts in a few ms): no sort, no
+-- per-row arithmetic; store.HostsNow orders by name and works out age and staleness.
 SELECT h.id, h.name, h.state, n.ts,
-       extract(epoch FROM statement_timestamp() - n.ts)::float8 AS age_s,
-       n.ts IS NULL OR n.ts < statement_timestamp() - make_interval(secs => $1) AS stale,
        n.load1, n.load5, n.cpu_busy_ratio, n.cpu_iowait_ratio, n.mem_total_bytes, n.mem_available_bytes,
-       n.temp_max_celsius, coalesce(n.temp_max_sensor, ''), n.power_watts, n.fan_min_rpm,
+       n.temp_max_celsius, n.temp_max_sensor, n.power_watts, n.fan_min_rpm,
        n.pressure_cpu_some_avg10, n.pressure_mem_some_avg10, n.pressure_io_some_avg10,
-       coalesce(n.vms, 0), coalesce(n.worst_status, ''),
+       n.vms, n.worst_status, hh.state, hh.since, hh.worst_sensor, hh.predicted_breach_at
+FROM hypervisors h
+LEFT JOIN host_kpi_now n ON n.hypervisor_id = h.id
+LEFT JOIN host_health hh ON hh.hypervisor_id = h.id;
+
+-- name: HostsNowDashboard
+-- HostsNow for people (psql, Grafana): how old each host's figures are, whether they are stale
+-- (older than $1 seconds, or none), and its health: host_health's state; a host with no health
+-- event yet is 'ok' while it reports (sensors are ok until an event says otherwise) and 'unknown'
+-- once its figures are stale.
+SELECT h.name, h.state, n.ts, date_trunc('second', statement_timestamp() - n.ts) AS age,
+       n.ts IS NULL OR n.ts < statement_timestamp() - make_interval(secs => $1) AS stale,
        coalesce(hh.state, CASE WHEN n.ts >= statement_timestamp() - make_interval(secs => $1) THEN 'ok' ELSE 'unknown' END) AS health,
-       hh.since, coalesce(hh.worst_sensor, ''), hh.predicted_breach_at
+       hh.worst_sensor, hh.predicted_breach_at,
+       n.load1, round(n.cpu_busy_ratio::numeric, 2) AS cpu_busy, round((n.mem_available_bytes / 2^30)::numeric, 1) AS mem_avail_gib,
+       n.temp_max_celsius, n.temp_max_sensor, n.power_watts, n.vms, n.worst_status
 FROM hypervisors h
 LEFT JOIN host_kpi_now n ON n.hypervisor_id = h.id
 LEFT JOIN host_health hh ON hh.hypervisor_id = h.id
