@@ -343,3 +343,24 @@ func TestIntegrationWrongToken(t *testing.T) {
 		t.Errorf("Ping with the testbed token: %v", err)
 	}
 }
+
+// A job's comment (where users put drover hints) and time limit go in with the submission and
+// come back in the job record.
+func TestIntegrationJobComment(t *testing.T) {
+	_, c, _ := testbed(t)
+	ctx := ctxFor(t)
+	req := sleepJob("drover-it-comment", "batch")
+	req.Hold, req.Comment = true, "nightly drover:spread"
+	res, err := c.Submit(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Cancel(context.Background(), res.JobID) })
+	j, err := c.Job(ctx, res.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Comment != "nightly drover:spread" || j.TimeLimit != 5*time.Minute {
+		t.Errorf("job %d: comment %q, time limit %v; want the submitted ones", res.JobID, j.Comment, j.TimeLimit)
+	}
+}

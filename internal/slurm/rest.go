@@ -219,6 +219,7 @@ func submitBody(req SubmitRequest) (submit38, error) {
 		CPUsPerTask: req.CPUsPerTask,
 		NodeList:    req.NodeList,
 		Hold:        req.Hold,
+		Comment:     req.Comment,
 	}
 	if req.Nodes > 0 {
 		p.Nodes = []int{req.Nodes, req.Nodes}

@@ -262,6 +262,7 @@ type SubmitRequest struct {
 	NodeList    string        // run on exactly these nodes (hostlist)
 	TimeLimit   time.Duration // rounded up to whole minutes; 0: partition default
 	Hold        bool          // submit held (priority 0); Release starts it
+	Comment     string        // --comment, e.g. drover hints ("drover:spread")
 }
 
 // SubmitResult is Slurm's answer to a submission.

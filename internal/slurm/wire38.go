@@ -296,6 +296,7 @@ type jobProps38 struct {
 	NodeList    string            `json:"nodelist,omitempty"` // accepted by 22.05, not in its document
 	TimeLimit   int               `json:"time_limit,omitempty"`
 	Hold        bool              `json:"hold,omitempty"`
+	Comment     string            `json:"comment,omitempty"`
 }
 
 type submitResp38 struct {
