@@ -216,3 +216,106 @@ func TestMigrateCommandTestbed(t *testing.T) {
 		t.Errorf("vnode row %+v, %v; want running on hv2", v, err)
 	}
 }
+
+func TestPrintFindings(t *testing.T) {
+	var b bytes.Buffer
+	if err := printFindings(&b, nil); err != nil || b.String() != "no unfinished migrations: the journal is consistent\n" {
+		t.Errorf("no findings: %q, %v", b.String(), err)
+	}
+	b.Reset()
+	fs := []migrate.Finding{
+		{ID: 11, VNode: "vn1", From: "hv1", To: "hv2", Phase: migrate.PhaseTransferring, Owner: "n1:42", Source: "running",
+			Destination: "paused (by migration)", Did: []string{"destroyed on hv2"}, Outcome: migrate.PhaseRolledBack,
+			RunsOn: "hv1", Took: 1500 * time.Millisecond},
+		{ID: 12, VNode: "vn2", From: "hv2", To: "hv1", Phase: migrate.PhasePreparing, Owner: "n2:7", Busy: true},
+		{ID: 13, VNode: "vn3", From: "hv1", To: "hv2", Phase: migrate.PhaseVerifying, Source: "absent", Destination: "absent",
+			Outcome: migrate.PhaseFailed, NeedsOperator: true, Note: "the guest exists on neither hypervisor: it is lost",
+			Hint: "restart the vnode", Took: 20 * time.Millisecond},
+	}
+	if err := printFindings(&b, fs); err != nil {
+		t.Fatal(err)
+	}
+	want := `ID  VNODE  FROM  TO   FOUND IN      SOURCE   DESTINATION            DONE              OUTCOME                   RUNS ON  TOOK
+11  vn1    hv1   hv2  transferring  running  paused (by migration)  destroyed on hv2  rolled_back               hv1      1.50s
+12  vn2    hv2   hv1  preparing     -        -                      -                 in progress (owner n2:7)  -        -
+13  vn3    hv1   hv2  verifying     absent   absent                 -                 failed                    -        0.02s
+migration 13 of vn3: the guest exists on neither hypervisor: it is lost
+  next: restart the vnode
+`
+	if b.String() != want {
+		t.Errorf("findings:\n%s\nwant:\n%s", b.String(), want)
+	}
+	if n := needOperator(fs); n != 1 {
+		t.Errorf("needOperator = %d, want 1", n)
+	}
+	if got, want := reconciledLine(fs[0]), "reconciled migration 11 of vn1 (hv1 → hv2, owner n1:42 died in transferring): "+
+		"rolled_back, runs on hv1 (destroyed on hv2)"; got != want {
+		t.Errorf("reconciledLine = %q, want %q", got, want)
+	}
+}
+
+// drover reconcile on journal rows whose owner died and whose vnode runs nowhere: the one it can
+// settle (lost: marked failed) is finished once; the one behind an unreachable hypervisor is left
+// for an operator and journaled once however often reconcile runs. Exit 1 both times, with what to do.
+func TestReconcileCommand(t *testing.T) {
+	_, st := migrateEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := testenv.Config(t)
+	if err := st.SyncHypervisors(ctx, cfg.Hypervisors); err != nil {
+		t.Fatal(err)
+	}
+	good := testbedConfig(t)
+	if code, out, errs := run(t, "--config", good, "reconcile"); code != 0 || out != "no unfinished migrations: the journal is consistent\n" {
+		t.Fatalf("empty journal: exit %d\n%s\n%s", code, out, errs)
+	}
+	prefix := fmt.Sprintf("cli-rec-%d", os.Getpid())
+	lost, err := st.InsertMigration(ctx, store.NewMigration{VNode: prefix + "-lost", Src: "hv1", Dst: "hv2", Reason: "manual", Owner: "gone:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetMigrationPhase(ctx, lost, "transferring", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, "--config", good, "reconcile")
+	t.Logf("stdout:\n%s", out)
+	if code != 1 || !hasFields(out, fmt.Sprint(lost), prefix+"-lost", "hv1", "hv2", "transferring", "absent", "absent", "-", "failed") ||
+		!strings.Contains(out, "it is lost\n  next: restart the vnode") || !strings.Contains(errs, "1 migration(s) need an operator") {
+		t.Errorf("lost vnode: exit %d\n%s\n%s", code, out, errs)
+	}
+	if m, err := st.GetMigration(ctx, lost); err != nil || m.Phase != "failed" || !strings.Contains(m.Error, "reconciled after its owner gone:1 stopped in phase transferring") {
+		t.Errorf("journal row %+v, %v", m, err)
+	}
+	if v, err := st.GetVnode(ctx, prefix+"-lost"); err != nil || v.State != "failed" || v.Hypervisor != "" {
+		t.Errorf("vnode row %+v, %v; want failed, nowhere", v, err)
+	}
+
+	// hv2 does not answer: nothing can be ruled out, the row stays unfinished
+	broken := testbedConfig(t, "qemu+tcp://198.18.0.3:16509/system", "qemu+tcp://198.18.0.3:1/system")
+	stuck, err := st.InsertMigration(ctx, store.NewMigration{VNode: prefix + "-stuck", Src: "hv1", Dst: "hv2", Reason: "manual", Owner: "gone:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		code, out, errs := run(t, "--config", broken, "reconcile")
+		if code != 1 || !hasFields(out, fmt.Sprint(stuck), prefix+"-stuck") || !strings.Contains(out, "left: needs an operator") ||
+			!strings.Contains(out, "next: bring libvirtd back") {
+			t.Errorf("run %d with hv2 unreachable: exit %d\n%s\n%s", i+1, code, out, errs)
+		}
+	}
+	evs, err := st.MigrationEvents(ctx, stuck)
+	if err != nil || len(evs) != 1 || evs[0].Phase != "planned" || evs[0].Detail["needs_operator"] != true {
+		t.Errorf("events of the stuck migration %+v, %v; want the finding once", evs, err)
+	}
+}
+
+// hasFields reports whether a table has a row whose fields start with fields.
+func hasFields(table string, fields ...string) bool {
+	for _, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= len(fields) && strings.Join(f[:len(fields)], " ") == strings.Join(fields, " ") {
+			return true
+		}
+	}
+	return false
+}
