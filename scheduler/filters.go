@@ -118,10 +118,11 @@ func (ForecastFilter) Name() string          { return "forecast" }
 func (ForecastFilter) Reason() string        { return ReasonBreachSoon }
 func (ForecastFilter) Applies(q *Query) bool { return len(q.s.risky) > 0 }
 func (ForecastFilter) Feasible(q *Query, c *Candidate) bool {
-	return (c.breachAt == 0 || c.breachAt >= q.deadline) && !(c.warning && q.req.Hints.NoMigrate)
+	h := c.H // only the few risky hosts get here: no need for a hot copy
+	return (h.BreachAt.IsZero() || h.BreachAt.UnixNano() >= q.deadline) && !(h.Health == "warning" && q.req.Hints.NoMigrate)
 }
 func (ForecastFilter) Explain(q *Query, c *Candidate) string {
-	if c.warning && q.req.Hints.NoMigrate {
+	if c.H.Health == "warning" && q.req.Hints.NoMigrate {
 		return "health is warning and the job asked not to be migrated"
 	}
 	limit := "no time limit"
@@ -135,9 +136,11 @@ func (ForecastFilter) Explain(q *Query, c *Candidate) string {
 // watts of the vnode ≤ cap.
 type PowerFilter struct{}
 
-func (PowerFilter) Name() string          { return "power" }
-func (PowerFilter) Reason() string        { return ReasonPowerCap }
-func (PowerFilter) Applies(q *Query) bool { return q.s.anyCap }
+func (PowerFilter) Name() string   { return "power" }
+func (PowerFilter) Reason() string { return ReasonPowerCap }
+
+// Applies is false when the vnode fits under the tightest host cap.
+func (PowerFilter) Applies(q *Query) bool { return q.watts > q.s.minHead }
 func (PowerFilter) Feasible(q *Query, c *Candidate) bool {
 	return c.powerCap == 0 || c.powerUse+q.watts <= c.powerCap
 }
@@ -149,9 +152,18 @@ func (PowerFilter) Explain(q *Query, c *Candidate) string {
 // rack's hosts + estimated watts of the vnode ≤ the rack's cap (Config.Racks).
 type RackPowerFilter struct{}
 
-func (RackPowerFilter) Name() string          { return "rack-power" }
-func (RackPowerFilter) Reason() string        { return ReasonRackPowerCap }
-func (RackPowerFilter) Applies(q *Query) bool { return q.s.anyRack }
+func (RackPowerFilter) Name() string   { return "rack-power" }
+func (RackPowerFilter) Reason() string { return ReasonRackPowerCap }
+
+// Applies is false when no rack is within the vnode's watts of its cap.
+func (RackPowerFilter) Applies(q *Query) bool {
+	for r, limit := range q.s.rackCap {
+		if limit > 0 && q.s.rackUse[r]+q.watts > limit {
+			return true
+		}
+	}
+	return false
+}
 func (RackPowerFilter) Feasible(q *Query, c *Candidate) bool {
 	return c.rack < 0 || q.s.rackCap[c.rack] == 0 || q.s.rackUse[c.rack]+q.watts <= q.s.rackCap[c.rack]
 }
@@ -212,11 +224,13 @@ func (f MemoryFilter) Filter(q *Query, in []int32) []int32 {
 }
 
 // Filter implements DynamicFilter. Only the snapshot's few risky hosts (a predicted breach, or
-// in warning) can fail, so only they are checked and removed from in.
-func (f ForecastFilter) Filter(q *Query, in []int32) []int32 {
+// in warning) can fail, so only they are checked, on the snapshot's copies of the two fields, and
+// removed from in.
+func (ForecastFilter) Filter(q *Query, in []int32) []int32 {
 	var drop []int32
-	for _, i := range q.s.risky {
-		if !f.Feasible(q, &q.s.cands[i]) {
+	noMigrate := q.req.Hints.NoMigrate
+	for k, i := range q.s.risky {
+		if at := q.s.breachAt[k]; (at != 0 && at < q.deadline) || (noMigrate && q.s.warning[k]) {
 			drop = append(drop, i)
 		}
 	}
@@ -247,12 +261,24 @@ func (f RackPowerFilter) Filter(q *Query, in []int32) []int32 {
 	return in[:n]
 }
 
-// Filter implements DynamicFilter.
+// Filter implements DynamicFilter. A one-term constraint (the common "a&b" or plain list) is
+// tested inline; alternatives go through constraint.match.
 func (f FeatureFilter) Filter(q *Query, in []int32) []int32 {
-	cands, n := q.s.cands, 0
+	feats, n := q.s.feats, 0
+	if len(q.cons) == 1 {
+		t := q.cons[0]
+		for _, i := range in {
+			in[n] = i
+			h := &feats[i]
+			if h[0]&t[0] == t[0] && h[1]&t[1] == t[1] && h[2]&t[2] == t[2] && h[3]&t[3] == t[3] {
+				n++
+			}
+		}
+		return in[:n]
+	}
 	for _, i := range in {
 		in[n] = i
-		if f.Feasible(q, &cands[i]) {
+		if q.cons.match(&feats[i]) {
 			n++
 		}
 	}

@@ -144,6 +144,12 @@ func (p *Pipeline) prepare(req *Request, s *Snapshot) (*Query, string) {
 	return q, ""
 }
 
+// uniformScorer is a DynamicScorer that can tell when it gives every host the same value for a
+// request, so the pipeline adds it once instead of per host.
+type uniformScorer interface {
+	uniform(q *Query) (v float64, same bool)
+}
+
 // scored is a dynamic scorer with this decision's weight.
 type scored struct {
 	DynamicScorer
@@ -218,18 +224,35 @@ func (p *Pipeline) Decide(req Request, s *Snapshot, explain bool) Decision {
 
 	// 3. score and normalise: the static scorers' weighted sum was made with the snapshot; each
 	// dynamic scorer gives [0, 100], checked here, weighted and added
+	// (the first scorer's pass also starts each total from the host's static sum; a scorer that
+	// gives every host the same value just adds to offset)
 	total, out := sc.total[:len(in)], sc.out[:len(in)]
-	for k, i := range in {
-		total[k] = s.cands[i].staticScore
-	}
+	offset, started := 0.0, false
 	for _, ds := range dyn {
+		w := ds.weight
+		if u, ok := ds.DynamicScorer.(uniformScorer); ok {
+			if v, same := u.uniform(q); same && v >= 0 && v <= 100 {
+				offset += w * v
+				continue
+			}
+		}
 		ds.Score(q, in, out)
 		for k, n := range out {
 			if !(n >= 0 && n <= 100) { // a scorer bug: count it as 0 and say so
 				d.Warnings = appendWarning(d.Warnings, fmt.Sprintf("scorer %s gave %v for %s, outside [0, 100]: counted as 0", ds.Name(), n, s.hosts[in[k]].Name))
 				n = 0
 			}
-			total[k] += ds.weight * n
+			if started {
+				total[k] += w * n
+			} else {
+				total[k] = s.cands[in[k]].staticScore + w*n
+			}
+		}
+		started = true
+	}
+	if !started {
+		for k, i := range in {
+			total[k] = s.cands[i].staticScore
 		}
 	}
 
@@ -238,7 +261,7 @@ func (p *Pipeline) Decide(req Request, s *Snapshot, explain bool) Decision {
 	best, bestTotal, bestKey := int32(-1), 0.0, uint64(0)
 	seed := uint64(p.cfg.Seed)
 	for k, i := range in {
-		t := total[k] / sumW
+		t := (total[k] + offset) / sumW
 		switch {
 		case best < 0 || t > bestTotal+tieEpsilon:
 			best, bestTotal = i, t
@@ -255,7 +278,7 @@ func (p *Pipeline) Decide(req Request, s *Snapshot, explain bool) Decision {
 	if explain {
 		totals = make(map[int32]float64, len(in))
 		for k, i := range in {
-			totals[i] = total[k] / sumW
+			totals[i] = (total[k] + offset) / sumW
 		}
 	}
 	sc.in = in[:0]

@@ -33,6 +33,7 @@ var (
 	_ DynamicScorer = BinPackScorer{}
 	_ Scorer        = PenaltyScorer{}
 	_ DynamicScorer = AffinityScorer{}
+	_ uniformScorer = AffinityScorer{}
 )
 
 // neutral is the score of a host that lacks a scorer's data: neither good nor bad.
@@ -247,6 +248,11 @@ func (sc BinPackScorer) Score(q *Query, in []int32, out []float64) {
 		raw, known := sc.Raw(q, c)
 		out[k] = sc.Normalize(q, c, raw, known)
 	}
+}
+
+// uniform: without job hosts every host has n = 0.
+func (sc AffinityScorer) uniform(q *Query) (float64, bool) {
+	return sc.Normalize(q, nil, 0, true), len(q.jobIdx) == 0
 }
 
 // Score implements DynamicScorer. Hosts without the job's vnodes (n = 0) all get one value; the

@@ -13,7 +13,7 @@ import (
 // nanoseconds, and the checks and scores that do not depend on the request already done.
 // Filters and scorers read it; only the snapshot writes it.
 type Candidate struct {
-	// hot: what the dynamic filters and scorers read, one cache line in all. float32 holds
+	// hot: what the dynamic filters and scorers read, 56 bytes in all. float32 holds
 	// CPU counts and MiB exactly up to 2^24 (16 TiB).
 	cpuCap   float32 // CPUs × overcommit
 	cpuAlloc float32
@@ -21,13 +21,11 @@ type Candidate struct {
 	memAlloc float32
 	powerCap float32 // W, 0 = none
 	powerUse float32 // W now, plus what Assume added
+	idx      int32
+	rack     int32 // index into the snapshot's rack table, -1 = none
+	static   int8  // index of the static filter that dropped it, -1 = passed them all
 	// staticScore is Σ weight × normalised score over the static scorers.
 	staticScore float64
-	breachAt    int64 // unix ns of a predicted breach, 0 = none
-	idx         int32
-	rack        int32 // index into the snapshot's rack table, -1 = none
-	static      int8  // index of the static filter that dropped it, -1 = passed them all
-	warning     bool  // health warning
 	H           *Host // the snapshot's copy of the host, for static checks and explain traces
 }
 
@@ -42,6 +40,8 @@ type Snapshot struct {
 	cands    []Candidate  // parallel to hosts
 	passing  []int32      // indices of the candidates that passed the static filters
 	risky    []int32      // the passing ones with a predicted breach or in warning
+	breachAt []int64      // parallel to risky: unix ns of the predicted breach, 0 = none
+	warning  []bool       // parallel to risky: health is warning
 	feats    []featureSet // parallel to cands
 	hashes   []uint64     // fnv64 of each name, for seeded tie-breaks
 	byName   map[string]int32
@@ -50,8 +50,9 @@ type Snapshot struct {
 	rackNames []string
 	rackCap   []float32 // 0 = none
 	rackUse   []float32 // Σ watts of the rack's hosts
-	anyCap    bool      // some host has a power cap
-	anyRack   bool      // some rack has a cap
+	// minHead is the least power headroom (cap − use) of a passing host with a cap, +Inf when
+	// none has one: a vnode drawing no more than that fits under every host cap.
+	minHead float32
 
 	invalid       map[int32]string // hosts whose data makes no sense, and what is wrong
 	scratch       sync.Pool        // *scratch, per-decision buffers
@@ -74,7 +75,6 @@ func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
 		rackIdx[r.Name] = int32(len(s.rackNames))
 		s.rackNames = append(s.rackNames, r.Name)
 		s.rackCap = append(s.rackCap, float32(r.CapWatts))
-		s.anyRack = s.anyRack || r.CapWatts > 0
 	}
 	s.rackUse = make([]float32, len(s.rackNames))
 	s.cands = make([]Candidate, len(s.hosts))
@@ -114,6 +114,7 @@ func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
 		c.prepare(&p.cfg)
 	}
 	q := &Query{s: s}
+	s.minHead = float32(math.Inf(1))
 	// static filters, in the pipeline's order: the first that fails drops the host
 	s.staticDropped = make([]int, len(p.static))
 	for i := range s.cands {
@@ -130,9 +131,17 @@ func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
 		}
 		if c.static < 0 {
 			s.passing = append(s.passing, int32(i))
-			s.anyCap = s.anyCap || c.powerCap > 0
-			if c.breachAt != 0 || c.warning {
+			if c.powerCap > 0 {
+				s.minHead = min(s.minHead, c.powerCap-c.powerUse)
+			}
+			if !c.H.BreachAt.IsZero() || c.H.Health == "warning" {
+				var at int64
+				if !c.H.BreachAt.IsZero() {
+					at = c.H.BreachAt.UnixNano()
+				}
 				s.risky = append(s.risky, int32(i))
+				s.breachAt = append(s.breachAt, at)
+				s.warning = append(s.warning, c.H.Health == "warning")
 			}
 		}
 	}
@@ -206,6 +215,9 @@ func (s *Snapshot) Assume(host string, req Request) error {
 	c.cpuAlloc += float32(req.CPUs)
 	c.memAlloc += float32(req.MemoryMiB)
 	c.powerUse += w
+	if c.powerCap > 0 && c.static < 0 {
+		s.minHead = min(s.minHead, c.powerCap-c.powerUse)
+	}
 	if c.rack >= 0 {
 		s.rackUse[c.rack] += w
 	}
@@ -233,10 +245,6 @@ func (c *Candidate) prepare(cfg *Config) {
 	}
 	c.powerCap = float32(h.PowerCapWatts)
 	c.powerUse = float32(h.PowerWatts)
-	if !h.BreachAt.IsZero() {
-		c.breachAt = h.BreachAt.UnixNano()
-	}
-	c.warning = h.Health == "warning"
 }
 
 // invalidHost says what is wrong with a host's data, "" when nothing is.
