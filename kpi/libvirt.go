@@ -2,6 +2,7 @@ package kpi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -17,18 +18,44 @@ type DomainStatsReader interface {
 
 var _ DomainStatsReader = (*virt.Conn)(nil)
 
+// DirtyRateReader measures how fast domains dirty their memory; *virt.Conn is one. A
+// DomainStatsReader that is also a DirtyRateReader gets dirty-rate samples.
+type DirtyRateReader interface {
+	StartDirtyRateCalc(ctx context.Context, name string, period time.Duration) error
+	DirtyRates(ctx context.Context, names ...string) ([]virt.DirtyRate, error)
+}
+
+var _ DirtyRateReader = (*virt.Conn)(nil)
+
+// MetricVMDirtyRate is how fast a VM writes to its memory, in bytes per second, as libvirt's
+// dirty-rate calculation measured it: what a live migration has to keep up with.
+const MetricVMDirtyRate = "dirty_rate_bytes_per_second"
+
+// DirtyRatePeriod is how long each dirty-rate calculation samples a VM's pages.
+const DirtyRatePeriod = time.Second
+
+var qBytesRate = quantity{"bytes_per_second", 0, 1 << 50}
+
 // Libvirt reads per-VM KPIs from a hypervisor's libvirt: CPU time, memory, and the CPU
 // utilisation per vCPU between two Collects. Samples carry the domain's name as VNode. A VM seen
 // for the first time, or whose CPU time went back (it was restarted, or migrated in: a new QEMU
 // process), gets its utilisation from the next Collect on. VMs coming and going is normal and not
 // reported.
+//
+// When the reader is also a DirtyRateReader, every Collect starts a dirty-rate calculation
+// (DirtyRatePeriod long, QEMU ≥ 5.2) on each running VM and reports, as MetricVMDirtyRate, the
+// result of the one started by the previous Collect: starting returns at once, so the cycle
+// never waits for a measurement. A hypervisor that cannot measure dirty rates makes one Collect
+// return ErrNoData (with its other samples), after which the collector stops asking.
 type Libvirt struct {
 	r    DomainStatsReader
 	now  func() time.Time
 	keep func(domain string) bool
 
-	mu   sync.Mutex
-	prev map[string]vmCPU
+	mu       sync.Mutex
+	prev     map[string]vmCPU
+	dirty    DirtyRateReader  // nil: no dirty rates
+	reported map[string]int64 // per domain, the dirty-rate calculation last reported (virt.DirtyRate.Started)
 }
 
 var _ Collector = (*Libvirt)(nil)
@@ -45,7 +72,9 @@ func NewLibvirt(r DomainStatsReader, keep func(domain string) bool, now func() t
 	if now == nil {
 		now = time.Now
 	}
-	return &Libvirt{r: r, now: now, keep: keep, prev: map[string]vmCPU{}}
+	c := &Libvirt{r: r, now: now, keep: keep, prev: map[string]vmCPU{}, reported: map[string]int64{}}
+	c.dirty, _ = r.(DirtyRateReader)
+	return c
 }
 
 // Collect reads every domain's statistics once, in one libvirt call.
@@ -81,7 +110,66 @@ func (c *Libvirt) Collect(ctx context.Context) ([]Sample, error) {
 			delete(c.prev, name)
 		}
 	}
+	if c.dirty != nil {
+		if err := c.dirtyRates(ctx, b, stats, seen); err != nil {
+			c.dirty = nil
+			if len(b.errs) == 0 {
+				return b.samples, err
+			}
+		}
+	}
 	return b.result()
+}
+
+// dirtyRates reports the dirty-rate calculations finished since the last Collect and starts
+// the next ones. c.mu must be held. It returns an error matching ErrNoData when the hypervisor
+// cannot measure dirty rates.
+func (c *Libvirt) dirtyRates(ctx context.Context, b *batch, stats []virt.DomainStats, seen map[string]bool) error {
+	unsupported := func(err error) error {
+		return fmt.Errorf("libvirt: no dirty rates on this hypervisor, not asking again: %w: %w", ErrNoData, err)
+	}
+	rates, err := c.dirty.DirtyRates(ctx)
+	if errors.Is(err, virt.ErrDirtyRateUnsupported) {
+		return unsupported(err)
+	}
+	if err != nil {
+		b.vnode = ""
+		b.fail(MetricVMDirtyRate, "", "", err)
+		return nil
+	}
+	measuring := map[string]bool{}
+	for _, r := range rates {
+		if !seen[r.Name] {
+			continue
+		}
+		measuring[r.Name] = r.Status == virt.DirtyRateMeasuring
+		if r.Status == virt.DirtyRateMeasured && r.Started != c.reported[r.Name] {
+			b.vnode = r.Name
+			b.add(MetricVMDirtyRate, "", qBytesRate, r.BytesPerSecond, "", "")
+			c.reported[r.Name] = r.Started
+		}
+	}
+	for name := range c.reported {
+		if !seen[name] {
+			delete(c.reported, name)
+		}
+	}
+	for _, d := range stats {
+		if !seen[d.Name] || d.State != virt.StateRunning || measuring[d.Name] {
+			continue
+		}
+		err := c.dirty.StartDirtyRateCalc(ctx, d.Name, DirtyRatePeriod)
+		switch {
+		case err == nil, errors.Is(err, virt.ErrNoDomain), errors.Is(err, virt.ErrWrongState):
+			// gone or stopped since the stats were read: nothing to measure
+		case errors.Is(err, virt.ErrDirtyRateUnsupported):
+			return unsupported(err)
+		default:
+			b.vnode = d.Name
+			b.fail(MetricVMDirtyRate, "", "", err)
+		}
+	}
+	return nil
 }
 
 // vmCPUBusy is the CPU time a VM used per vCPU per second of wall time between two readings:

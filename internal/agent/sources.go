@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -69,7 +70,10 @@ type Libvirt struct {
 	c  *virt.Conn
 }
 
-var _ kpi.DomainStatsReader = (*Libvirt)(nil)
+var (
+	_ kpi.DomainStatsReader = (*Libvirt)(nil)
+	_ kpi.DirtyRateReader   = (*Libvirt)(nil)
+)
 
 // NewLibvirt returns a libvirt reader for the hypervisor name at uri; nothing is connected yet.
 func NewLibvirt(name, uri string) *Libvirt { return &Libvirt{name: name, uri: uri} }
@@ -100,6 +104,32 @@ func (l *Libvirt) DomainStats(ctx context.Context, names ...string) ([]virt.Doma
 		l.drop(c)
 	}
 	return st, err
+}
+
+// StartDirtyRateCalc starts a dirty-rate calculation on a domain.
+func (l *Libvirt) StartDirtyRateCalc(ctx context.Context, name string, period time.Duration) error {
+	c, err := l.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	err = c.StartDirtyRateCalc(ctx, name, period)
+	if errors.Is(err, virt.ErrUnreachable) {
+		l.drop(c)
+	}
+	return err
+}
+
+// DirtyRates reads the domains' dirty-rate calculations.
+func (l *Libvirt) DirtyRates(ctx context.Context, names ...string) ([]virt.DirtyRate, error) {
+	c, err := l.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rates, err := c.DirtyRates(ctx, names...)
+	if errors.Is(err, virt.ErrUnreachable) {
+		l.drop(c)
+	}
+	return rates, err
 }
 
 func (l *Libvirt) drop(c *virt.Conn) {

@@ -1,0 +1,129 @@
+package kpi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/drover-hpc/drover/internal/virt"
+)
+
+// fakeDirtyHV is a hypervisor that measures dirty rates.
+type fakeDirtyHV struct {
+	fakeHV
+	rates    []virt.DirtyRate
+	ratesErr error
+	startErr map[string]error
+	started  []string // domains a calculation was started on, in order
+	calls    int      // DirtyRates calls
+}
+
+func (f *fakeDirtyHV) DirtyRates(_ context.Context, names ...string) ([]virt.DirtyRate, error) {
+	if len(names) > 0 {
+		panic("the collector must ask for all domains in one call")
+	}
+	f.calls++
+	return f.rates, f.ratesErr
+}
+
+func (f *fakeDirtyHV) StartDirtyRateCalc(_ context.Context, name string, period time.Duration) error {
+	if period != DirtyRatePeriod {
+		panic(fmt.Sprintf("period %v", period))
+	}
+	f.started = append(f.started, name)
+	return f.startErr[name]
+}
+
+// dirtySamples returns the dirty-rate samples by vnode.
+func dirtySamples(ss []Sample) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range ss {
+		if s.Metric == MetricVMDirtyRate {
+			out[s.VNode] = s.Value
+		}
+	}
+	return out
+}
+
+func TestLibvirtDirtyRate(t *testing.T) {
+	off := dom("vn3", 0, 0, 1<<29)
+	off.State = virt.StateShutOff
+	hv := &fakeDirtyHV{fakeHV: fakeHV{stats: []virt.DomainStats{dom("vn1", time.Second, 1, 1<<29), dom("vn2", time.Second, 1, 1<<29), off}}}
+	c := NewLibvirt(hv, nil, newClock().Now)
+	ctx := context.Background()
+
+	// first Collect: nothing measured yet; calculations start on the running VMs only
+	ss, err := c.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := dirtySamples(ss); len(d) != 0 {
+		t.Errorf("first Collect: dirty rates %v before any calculation", d)
+	}
+	if !slices.Equal(hv.started, []string{"vn1", "vn2"}) {
+		t.Errorf("started %v, want [vn1 vn2] (vn3 is shut off)", hv.started)
+	}
+
+	// vn1 measured 8 MiB/s; vn2 still measuring: not started again
+	hv.started = nil
+	hv.rates = []virt.DirtyRate{
+		{Name: "vn1", Status: virt.DirtyRateMeasured, Started: 100, Period: time.Second, BytesPerSecond: 8 << 20},
+		{Name: "vn2", Status: virt.DirtyRateMeasuring, Started: 101},
+		{Name: "vn3"},
+	}
+	ss, err = c.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := dirtySamples(ss); len(d) != 1 || d["vn1"] != 8<<20 {
+		t.Errorf("second Collect: dirty rates %v, want vn1 8 MiB/s", d)
+	}
+	for _, s := range ss {
+		if s.Metric == MetricVMDirtyRate && (s.Unit != "bytes_per_second" || s.Source != SourceLibvirt) {
+			t.Errorf("sample %+v", s)
+		}
+	}
+	if !slices.Equal(hv.started, []string{"vn1"}) {
+		t.Errorf("started %v, want [vn1]", hv.started)
+	}
+
+	// the same calculation is not reported twice; a failing start is a per-sample error
+	hv.started = nil
+	hv.startErr = map[string]error{"vn1": errors.New("qemu: monitor busy")}
+	ss, err = c.Collect(ctx)
+	if d := dirtySamples(ss); len(d) != 0 {
+		t.Errorf("third Collect: dirty rates %v reported again", d)
+	}
+	var pe *PartialError
+	if !errors.As(err, &pe) || len(pe.Errs) != 1 || pe.Errs[0].VNode != "vn1" || pe.Errs[0].Metric != MetricVMDirtyRate {
+		t.Errorf("third Collect: err %v, want one error for vn1's dirty rate", err)
+	}
+}
+
+// A hypervisor without dirty rates gives ErrNoData once, with the other samples, and is not
+// asked again.
+func TestLibvirtDirtyRateUnsupported(t *testing.T) {
+	hv := &fakeDirtyHV{
+		fakeHV:   fakeHV{stats: []virt.DomainStats{dom("vn1", time.Second, 1, 1<<29)}},
+		ratesErr: fmt.Errorf("%w: read dirty rates: unsupported flags", virt.ErrDirtyRateUnsupported),
+	}
+	c := NewLibvirt(hv, nil, newClock().Now)
+	ss, err := c.Collect(context.Background())
+	if !errors.Is(err, ErrNoData) || !errors.Is(err, virt.ErrDirtyRateUnsupported) {
+		t.Errorf("err = %v, want ErrNoData naming the unsupported calculation", err)
+	}
+	if len(ss) != 2 {
+		t.Errorf("%d samples, want vn1's CPU time and memory", len(ss))
+	}
+	for range 3 {
+		if _, err := c.Collect(context.Background()); err != nil {
+			t.Errorf("later Collect: %v", err)
+		}
+	}
+	if hv.calls != 1 || len(hv.started) != 0 {
+		t.Errorf("asked %d times, started %v: want one question, no starts", hv.calls, hv.started)
+	}
+}
