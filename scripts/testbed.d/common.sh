@@ -62,7 +62,7 @@ TB_PACKAGES=(
   munge slurmctld slurmd slurmrestd slurm-client slurm-wlm-jwt-plugin
   libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86
   openipmi ipmitool freeipmi-tools
-  iproute2 busybox-static cpio debootstrap curl netcat-openbsd bc python3 procps
+  iproute2 busybox-static cpio debootstrap curl netcat-openbsd bc python3 procps prometheus-node-exporter
 )
 
 # ---------------------------------------------------------------- helpers
