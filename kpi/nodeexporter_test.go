@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -232,4 +234,59 @@ func TestNewHostRegistryNodeExporter(t *testing.T) {
 	if got := r.Names(); !slices.Equal(got, []string{"cpu"}) {
 		t.Errorf("Select: Names = %v, want [cpu] (no BMC given)", got)
 	}
+}
+
+// Debian's prometheus-node-exporter, started on a loopback port, maps onto drover's metrics.
+func TestNodeExporterReal(t *testing.T) {
+	bin, err := exec.LookPath("prometheus-node-exporter")
+	if err != nil {
+		if os.Getenv("DROVER_REQUIRE_TESTBED") == "1" {
+			t.Fatal("no prometheus-node-exporter: scripts/testbed install")
+		}
+		t.Skip("no prometheus-node-exporter (apt-get install prometheus-node-exporter)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	cmd := exec.Command(bin, "--web.listen-address="+addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	c := NewNodeExporter("http://"+addr+"/metrics", nil, nil)
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.Collect(ctx)
+		if err == nil {
+			break
+		}
+		var pe *PartialError
+		if errors.As(err, &pe) {
+			t.Fatalf("a real exporter's scrape has bad lines: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node_exporter on %s: %v", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	ss, err := c.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byKey(ss)
+	for _, k := range []string{"load1|", "memory_total_bytes|", "memory_available_bytes|", "cpu_busy_ratio|"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("%s missing from %d samples", k, len(ss))
+		}
+	}
+	if mt := got["memory_total_bytes|"].Value; mt < 64<<20 {
+		t.Errorf("memory_total_bytes %v", mt)
+	}
+	t.Logf("%d samples from node_exporter at %s", len(ss), addr)
 }
