@@ -142,7 +142,7 @@ func (PowerFilter) Reason() string { return ReasonPowerCap }
 // Applies is false when the vnode fits under the tightest host cap.
 func (PowerFilter) Applies(q *Query) bool { return q.watts > q.s.minHead }
 func (PowerFilter) Feasible(q *Query, c *Candidate) bool {
-	return c.powerCap == 0 || c.powerUse+q.watts <= c.powerCap
+	return c.powerUse+q.watts <= c.powerCap // +Inf without a cap
 }
 func (PowerFilter) Explain(q *Query, c *Candidate) string {
 	return fmt.Sprintf("%.0f W now + %.0f W for the vnode > cap %.0f W", c.powerUse, q.watts, c.powerCap)
@@ -158,14 +158,14 @@ func (RackPowerFilter) Reason() string { return ReasonRackPowerCap }
 // Applies is false when no rack is within the vnode's watts of its cap.
 func (RackPowerFilter) Applies(q *Query) bool {
 	for r, limit := range q.s.rackCap {
-		if limit > 0 && q.s.rackUse[r]+q.watts > limit {
+		if q.s.rackUse[r]+q.watts > limit { // never for +Inf
 			return true
 		}
 	}
 	return false
 }
 func (RackPowerFilter) Feasible(q *Query, c *Candidate) bool {
-	return c.rack < 0 || q.s.rackCap[c.rack] == 0 || q.s.rackUse[c.rack]+q.watts <= q.s.rackCap[c.rack]
+	return q.s.rackUse[c.rack]+q.watts <= q.s.rackCap[c.rack] // rack 0 and uncapped racks: +Inf
 }
 func (RackPowerFilter) Explain(q *Query, c *Candidate) string {
 	return fmt.Sprintf("rack %s: %.0f W now + %.0f W for the vnode > cap %.0f W", c.H.Rack, q.s.rackUse[c.rack], q.watts, q.s.rackCap[c.rack])

@@ -82,10 +82,11 @@ type PowerScorer struct{}
 
 func (PowerScorer) Name() string { return ScorePower }
 func (PowerScorer) Raw(q *Query, c *Candidate) (float64, bool) {
-	if c.powerCap == 0 {
+	inv := q.s.inv[c.idx].power
+	if inv == 0 { // no cap
 		return 1, true
 	}
-	return (float64(c.powerCap) - float64(c.powerUse) - float64(q.watts)) / float64(c.powerCap), true
+	return (float64(c.powerCap) - float64(c.powerUse) - float64(q.watts)) * inv, true
 }
 func (PowerScorer) Normalize(_ *Query, _ *Candidate, raw float64, _ bool) float64 {
 	return 100 * clamp01(raw)
@@ -165,7 +166,8 @@ func (BinPackScorer) Raw(q *Query, c *Candidate) (float64, bool) {
 	if c.cpuCap <= 0 || c.memCap <= 0 {
 		return 1, false
 	}
-	return max((float64(c.cpuAlloc)+float64(q.cpus))/float64(c.cpuCap), (float64(c.memAlloc)+float64(q.mem))/float64(c.memCap)), true
+	inv := &q.s.inv[c.idx]
+	return max((float64(c.cpuAlloc)+float64(q.cpus))*inv.cpu, (float64(c.memAlloc)+float64(q.mem))*inv.mem), true
 }
 func (BinPackScorer) Normalize(q *Query, _ *Candidate, raw float64, _ bool) float64 {
 	if q.pack {

@@ -19,10 +19,10 @@ type Candidate struct {
 	cpuAlloc float32
 	memCap   float32 // MiB × overcommit
 	memAlloc float32
-	powerCap float32 // W, 0 = none
+	powerCap float32 // W, +Inf = none (so the filter needs no branch)
 	powerUse float32 // W now, plus what Assume added
 	idx      int32
-	rack     int32 // index into the snapshot's rack table, -1 = none
+	rack     int32 // index into the snapshot's rack table; 0 is "no rack", capped at +Inf
 	static   int8  // index of the static filter that dropped it, -1 = passed them all
 	// staticScore is Σ weight × normalised score over the static scorers.
 	staticScore float64
@@ -44,11 +44,12 @@ type Snapshot struct {
 	warning  []bool       // parallel to risky: health is warning
 	feats    []featureSet // parallel to cands
 	hashes   []uint64     // fnv64 of each name, for seeded tie-breaks
+	inv      []inverse    // parallel to cands
 	byName   map[string]int32
 	features map[string]int
 
 	rackNames []string
-	rackCap   []float32 // 0 = none
+	rackCap   []float32 // +Inf = none
 	rackUse   []float32 // Σ watts of the rack's hosts
 	// minHead is the least power headroom (cap − use) of a passing host with a cap, +Inf when
 	// none has one: a vnode drawing no more than that fits under every host cap.
@@ -63,6 +64,19 @@ type Snapshot struct {
 
 type rawRange struct{ lo, hi float64 }
 
+var inf32 = float32(math.Inf(1))
+
+// reciprocal is 1/x, 0 for x = 0 (a capacity the host does not report).
+func reciprocal(x float32) float64 {
+	if x == 0 || math.IsInf(float64(x), 0) {
+		return 0
+	}
+	return 1 / float64(x)
+}
+
+// inverse holds a host's reciprocal capacities, so that scorers multiply instead of divide.
+type inverse struct{ cpu, mem, power float64 }
+
 // Snapshot prepares hosts for Decide at time now. Hosts whose data makes no sense (negative
 // sizes, unknown state or health, repeated names) are kept and dropped with ReasonInvalid; the
 // error is for a snapshot that cannot be built at all (too many distinct features).
@@ -71,19 +85,25 @@ func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
 	s.hosts = append([]Host(nil), hosts...)
 	sort.SliceStable(s.hosts, func(i, j int) bool { return s.hosts[i].Name < s.hosts[j].Name })
 	rackIdx := map[string]int32{}
+	s.rackNames, s.rackCap = []string{""}, []float32{inf32} // rack 0: hosts in no capped rack
 	for _, r := range p.cfg.Racks {
+		limit := float32(r.CapWatts)
+		if limit == 0 {
+			limit = inf32
+		}
 		rackIdx[r.Name] = int32(len(s.rackNames))
 		s.rackNames = append(s.rackNames, r.Name)
-		s.rackCap = append(s.rackCap, float32(r.CapWatts))
+		s.rackCap = append(s.rackCap, limit)
 	}
 	s.rackUse = make([]float32, len(s.rackNames))
 	s.cands = make([]Candidate, len(s.hosts))
 	s.feats = make([]featureSet, len(s.hosts))
 	s.hashes = make([]uint64, len(s.hosts))
+	s.inv = make([]inverse, len(s.hosts))
 	for i := range s.hosts {
 		h := &s.hosts[i]
 		c := &s.cands[i]
-		*c = Candidate{H: h, idx: int32(i), rack: -1, static: -1}
+		*c = Candidate{H: h, idx: int32(i), static: -1}
 		bad := invalidHost(h)
 		if _, dup := s.byName[h.Name]; dup && bad == "" {
 			bad = "repeated host name"
@@ -105,16 +125,15 @@ func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
 			}
 			s.feats[i].add(bit)
 		}
-		if h.Rack != "" {
-			if r, ok := rackIdx[h.Rack]; ok {
-				c.rack = r
-				s.rackUse[r] += float32(h.PowerWatts)
-			}
+		if r, ok := rackIdx[h.Rack]; ok && h.Rack != "" {
+			c.rack = r
 		}
+		s.rackUse[c.rack] += float32(h.PowerWatts)
 		c.prepare(&p.cfg)
+		s.inv[i] = inverse{reciprocal(c.cpuCap), reciprocal(c.memCap), reciprocal(c.powerCap)}
 	}
 	q := &Query{s: s}
-	s.minHead = float32(math.Inf(1))
+	s.minHead = inf32
 	// static filters, in the pipeline's order: the first that fails drops the host
 	s.staticDropped = make([]int, len(p.static))
 	for i := range s.cands {
@@ -131,9 +150,7 @@ func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
 		}
 		if c.static < 0 {
 			s.passing = append(s.passing, int32(i))
-			if c.powerCap > 0 {
-				s.minHead = min(s.minHead, c.powerCap-c.powerUse)
-			}
+			s.minHead = min(s.minHead, c.powerCap-c.powerUse) // +Inf without a cap
 			if !c.H.BreachAt.IsZero() || c.H.Health == "warning" {
 				var at int64
 				if !c.H.BreachAt.IsZero() {
@@ -215,12 +232,10 @@ func (s *Snapshot) Assume(host string, req Request) error {
 	c.cpuAlloc += float32(req.CPUs)
 	c.memAlloc += float32(req.MemoryMiB)
 	c.powerUse += w
-	if c.powerCap > 0 && c.static < 0 {
+	if c.static < 0 {
 		s.minHead = min(s.minHead, c.powerCap-c.powerUse)
 	}
-	if c.rack >= 0 {
-		s.rackUse[c.rack] += w
-	}
+	s.rackUse[c.rack] += w
 	return nil
 }
 
@@ -244,6 +259,9 @@ func (c *Candidate) prepare(cfg *Config) {
 		c.memCap = c.memAlloc + float32(h.FreeMemoryMiB)
 	}
 	c.powerCap = float32(h.PowerCapWatts)
+	if c.powerCap == 0 {
+		c.powerCap = inf32
+	}
 	c.powerUse = float32(h.PowerWatts)
 }
 
