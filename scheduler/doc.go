@@ -1,8 +1,26 @@
 // Package scheduler plans where vnodes go: initial placement of a vnode Slurm resumes, and
-// rebalancing or evacuation moves while jobs run. It is a pipeline of feasibility filters (each
-// dropping a host with a reason code) and scorers (each in [0, 100], weighted and summed), and it
-// records why every host was kept or dropped.
+// rebalancing or evacuation moves while jobs run.
 //
-// It only plans: it returns Plans and never calls libvirt, Slurm or the database. Executors in
-// migrate/ and the server apply plans and own the safety limits.
+// Placement is a pipeline, built in NewPipeline:
+//
+//	hosts ──Snapshot──▶ static filters (reachable, state, stale KPIs, health) and static scorers
+//	                    (load, energy, thermal, penalty), once per KPI refresh
+//	request ─Decide──▶ dynamic filters, cheap first (cpu, memory, forecast, power, rack power,
+//	                    features, anti-affinity) → dynamic scorers (power headroom, binpack,
+//	                    affinity) → each score checked in [0, 100], weighted by the policy
+//	                    (balanced, pack, energy, thermal) → the highest total; ties by a seeded
+//	                    shuffle (seed in the Decision) or, with seed 0, by host name
+//
+// A dropped host is an answer with a reason code (ReasonNoCPU, ReasonStaleKPIs…), never an
+// error. Every Decision can be explained: with explain traces it holds each host's verdict (the
+// filter that dropped it, or each scorer's raw and normalised value and weight), which
+// Decision.Table renders as the "why not hv3?" table and which round-trips through JSON (the
+// hooks store it as jsonb). Pipeline.Place implements Placer for the resume hook; LeastLoaded is
+// the simple placer that needs no KPIs.
+//
+// The hot path (Decide without explain) runs each dynamic filter and scorer once per decision over
+// the whole candidate list, allocates nothing per host, and formats nothing.
+//
+// It only plans: it returns decisions and never calls libvirt, Slurm or the database. Executors
+// in migrate/ and the server apply plans and own the safety limits.
 package scheduler

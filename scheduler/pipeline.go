@@ -274,9 +274,9 @@ func (p *Pipeline) Decide(req Request, s *Snapshot, explain bool) Decision {
 			}
 		}
 	}
-	var totals map[int32]float64
+	var totals []float64
 	if explain {
-		totals = make(map[int32]float64, len(in))
+		totals = make([]float64, len(s.cands))
 		for k, i := range in {
 			totals[i] = (total[k] + offset) / sumW
 		}
@@ -304,11 +304,14 @@ func (p *Pipeline) Decide(req Request, s *Snapshot, explain bool) Decision {
 	}
 	d.Warnings = append(d.Warnings, s.warnings...)
 	if explain {
+		// one backing array for every verdict's scores: two allocations, not one per host
+		arena := make([]Score, 0, d.Feasible*len(p.scorers))
+		d.Verdicts = make([]Verdict, 0, len(s.cands))
 		for i := range s.cands {
-			d.Verdicts = append(d.Verdicts, p.verdict(q, filters, weights, &s.cands[i], totals[int32(i)]))
+			d.Verdicts = append(d.Verdicts, p.verdict(q, filters, weights, &s.cands[i], totals[i], &arena))
 		}
 	} else if best >= 0 {
-		d.Verdicts = append(d.Verdicts, p.verdict(q, filters, weights, &s.cands[best], bestTotal))
+		d.Verdicts = append(d.Verdicts, p.verdict(q, filters, weights, &s.cands[best], bestTotal, nil))
 	}
 	if best < 0 {
 		d.Reason = "no hypervisor can take it: " + whyNowhere(&d)
@@ -339,7 +342,7 @@ func sum(xs []int) int {
 
 // verdict explains one host: the filter that dropped it, or every scorer's part of its total.
 // It re-runs the filters and scorers; only explain paths call it.
-func (p *Pipeline) verdict(q *Query, filters []DynamicFilter, weights []float64, c *Candidate, total float64) Verdict {
+func (p *Pipeline) verdict(q *Query, filters []DynamicFilter, weights []float64, c *Candidate, total float64, arena *[]Score) Verdict {
 	v := Verdict{Host: c.H.Name}
 	if bad, ok := q.s.invalid[c.idx]; ok {
 		v.Reason, v.Detail = ReasonInvalid, bad
@@ -357,14 +360,22 @@ func (p *Pipeline) verdict(q *Query, filters []DynamicFilter, weights []float64,
 		}
 	}
 	v.Feasible, v.Score = true, total
+	var scores []Score
+	if arena != nil { // append into the arena's spare capacity
+		scores = (*arena)[len(*arena):len(*arena)]
+	}
 	for si, sc := range p.scorers {
 		raw, known := sc.Raw(q, c)
 		n := sc.Normalize(q, c, raw, known)
 		if !(n >= 0 && n <= 100) {
 			n = 0
 		}
-		v.Scores = append(v.Scores, Score{Scorer: sc.Name(), Raw: finite(raw), Normalized: n, Weight: weights[si], Weighted: weights[si] * n})
+		scores = append(scores, Score{Scorer: sc.Name(), Raw: finite(raw), Normalized: n, Weight: weights[si], Weighted: weights[si] * n})
 	}
+	if arena != nil && len(*arena)+len(scores) <= cap(*arena) {
+		*arena = (*arena)[:len(*arena)+len(scores)]
+	}
+	v.Scores = scores[:len(scores):len(scores)]
 	return v
 }
 

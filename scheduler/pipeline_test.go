@@ -433,3 +433,28 @@ func TestExplainRoundTrip(t *testing.T) {
 		t.Fatalf("why hv1: %q", why)
 	}
 }
+
+// TestNoPerHostAllocations: without explain traces a decision allocates the same at 100 and
+// 5,000 hosts (per-decision bookkeeping only).
+func TestNoPerHostAllocations(t *testing.T) {
+	req := Request{VNode: "vn", CPUs: 2, MemoryMiB: 4096, Constraint: "ib", TimeLimit: time.Hour,
+		JobHosts: []string{"hv000001", "hv000002"}, Now: t0}
+	allocs := map[int]float64{}
+	for _, n := range []int{100, 5000} {
+		syn := NewSynthetic(n, 1, t0)
+		p := mustPipeline(t, Config{Racks: syn.Racks, Seed: 1})
+		s, err := p.Snapshot(syn.Hosts, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Decide(req, s, false) // fill the scratch pool
+		allocs[n] = testing.AllocsPerRun(50, func() {
+			if d := p.Decide(req, s, false); d.Host == "" {
+				t.Fatal(d.Reason)
+			}
+		})
+	}
+	if allocs[5000] > allocs[100]+2 {
+		t.Fatalf("allocations grow with hosts: %v", allocs)
+	}
+}
