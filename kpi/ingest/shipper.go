@@ -116,6 +116,10 @@ type queued struct {
 	b        Batch
 	born     time.Time
 	inflight bool
+	// tried: handed to the Writer at least once. Such a batch is never merged into: its first
+	// attempt may have committed with the reply lost, and the retry would then be skipped as
+	// delivered together with the samples merged in since.
+	tried bool
 }
 
 // Shipper is the agent's side of the ingest path: Put queues batches without ever waiting for the
@@ -329,7 +333,7 @@ func (s *Shipper) mergeTarget(host string, n int, now time.Time) *queued {
 		if q.b.Host != host {
 			continue
 		}
-		if q.inflight || len(q.b.Samples)+n > s.opts.BatchMaxSamples || now.Sub(q.born) >= s.opts.FlushInterval {
+		if q.tried || len(q.b.Samples)+n > s.opts.BatchMaxSamples || now.Sub(q.born) >= s.opts.FlushInterval {
 			return nil
 		}
 		return q
@@ -339,7 +343,7 @@ func (s *Shipper) mergeTarget(host string, n int, now time.Time) *queued {
 
 // sealed: a queued batch that will not take more samples.
 func (s *Shipper) sealed(q *queued, now time.Time) bool {
-	return q.inflight || len(q.b.Samples) >= s.opts.BatchMaxSamples || now.Sub(q.born) >= s.opts.FlushInterval
+	return q.tried || len(q.b.Samples) >= s.opts.BatchMaxSamples || now.Sub(q.born) >= s.opts.FlushInterval
 }
 
 // shed moves batches from the front of the memory queue to the spool: while memory is over its
@@ -438,7 +442,7 @@ func (s *Shipper) next(flush bool) (*Batch, *queued, time.Duration, error) {
 	if !flush && !s.sealed(q, now) && len(s.mem) == 1 {
 		return nil, nil, s.opts.FlushInterval - now.Sub(q.born), nil
 	}
-	q.inflight = true
+	q.inflight, q.tried = true, true
 	b := q.b
 	return &b, q, 0, nil
 }

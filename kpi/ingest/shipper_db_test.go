@@ -155,3 +155,30 @@ func TestShipperDeliversSpoolAfterRestart(t *testing.T) {
 		t.Errorf("stats %+v: want the spooled batch skipped as delivered and the spool empty", st)
 	}
 }
+
+// A batch whose commit reply was lost takes no more samples: its retry is skipped as delivered,
+// and samples merged into it would go with it.
+func TestShipperNoMergeAfterAttempt(t *testing.T) {
+	d := newTestDB(t, 1)
+	ctx := context.Background()
+	s := openShipperDB(t, d.agent, t.TempDir(), ShipperOptions{FlushInterval: time.Hour})
+	s.w.afterCommit = func() error { return errors.New("connection reset after COMMIT") }
+	now := time.Now()
+	if err := s.Put(Batch{Host: "hv1", Samples: cycleSamples(40, now, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err == nil {
+		t.Fatal("Flush succeeded through a lost reply")
+	}
+	s.w.afterCommit = nil
+	if err := s.Put(Batch{Host: "hv1", Samples: cycleSamples(40, now.Add(time.Second), 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if n := d.count(t, `SELECT count(*) FROM kpi_samples`); n != 80 || st.Duplicates != 1 || st.Delivered != 1 {
+		t.Fatalf("%d samples stored, want 80; stats %+v", n, st)
+	}
+}
