@@ -7,6 +7,7 @@ TB_PG_DIR=$TB_DIR/pg
 TB_PG_DATA=$TB_PG_DIR/data
 TB_PG_SOCK=$TB_PG_DIR/run
 TB_PG_PASSWORD_FILE=$TB_PG_DIR/drover.password
+TB_PG_AGENT_PASSWORD_FILE=$TB_PG_DIR/agent.password
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
@@ -79,6 +80,29 @@ SELECT 'CREATE DATABASE drover OWNER drover' WHERE NOT EXISTS (SELECT FROM pg_da
 SQL
     tb_die "pg: could not create role/database drover"
   tb_waitfor 10 psql "$(pg_private_url_with_password)" -Atqc 'select 1' || tb_die "pg: drover cannot log in over 127.0.0.1:$TB_PG_PORT"
+  pg_agent_role
+}
+
+# pg_agent_role: login role drover_agent_tb for agents, a member of the least-privilege group
+# drover_agent (whose privileges migration 002 grants per schema), with a generated password in
+# $TB_PG_AGENT_PASSWORD_FILE.
+pg_agent_role() {
+  [ -s "$TB_PG_AGENT_PASSWORD_FILE" ] || { head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$TB_PG_AGENT_PASSWORD_FILE"; }
+  chmod 600 "$TB_PG_AGENT_PASSWORD_FILE"
+  runuser -u postgres -- psql -h "$TB_PG_SOCK" -p "$TB_PG_PORT" -d postgres -Atq -v ON_ERROR_STOP=1 \
+    -v pass="$(cat "$TB_PG_AGENT_PASSWORD_FILE")" >/dev/null <<'SQL' || tb_die "pg: could not create the agent role drover_agent_tb"
+SELECT 'CREATE ROLE drover_agent NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'drover_agent') \gexec
+SELECT 'CREATE ROLE drover_agent_tb LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'drover_agent_tb') \gexec
+GRANT drover_agent TO drover_agent_tb;
+ALTER ROLE drover_agent_tb PASSWORD :'pass';
+SQL
+}
+
+# pg_agent_env: the agent role's exports for `testbed env` (none with an external database).
+pg_agent_env() {
+  [ -s "$TB_PG_DIR/external.url" ] && return 0
+  printf "export DROVER_TESTBED_AGENT_DATABASE_URL='%s'\n" "postgres://drover_agent_tb@127.0.0.1:$TB_PG_PORT/$TB_PG_DB?sslmode=disable"
+  printf 'export DROVER_TESTBED_AGENT_PASSWORD_FILE=%s\n' "$TB_PG_AGENT_PASSWORD_FILE"
 }
 
 pg_down() {
