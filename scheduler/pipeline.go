@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -258,22 +259,24 @@ func (p *Pipeline) Decide(req Request, s *Snapshot, explain bool) Decision {
 
 	// 4. select: the highest total; on a tie the lowest seeded key (a seeded shuffle), or with
 	// seed 0 the first name (hosts are in name order)
-	best, bestTotal, bestKey := int32(-1), 0.0, uint64(0)
-	seed := uint64(p.cfg.Seed)
+	// (comparing the weighted sums: dividing by Σ weights, which is > 0, keeps the order)
+	best, bestSum, bestKey := int32(-1), 0.0, uint64(0)
+	seed, eps := uint64(p.cfg.Seed), tieEpsilon*sumW
 	for k, i := range in {
-		t := (total[k] + offset) / sumW
+		t := total[k]
 		switch {
-		case best < 0 || t > bestTotal+tieEpsilon:
-			best, bestTotal = i, t
+		case best < 0 || t > bestSum+eps:
+			best, bestSum = i, t
 			if seed != 0 {
 				bestKey = splitmix64(seed ^ s.hashes[i])
 			}
-		case t >= bestTotal-tieEpsilon && seed != 0:
+		case t >= bestSum-eps && seed != 0:
 			if key := splitmix64(seed ^ s.hashes[i]); key < bestKey {
-				best, bestTotal, bestKey = i, t, key
+				best, bestSum, bestKey = i, t, key
 			}
 		}
 	}
+	bestTotal := (bestSum + offset) / sumW
 	var totals []float64
 	if explain {
 		totals = make([]float64, len(s.cands))
@@ -318,7 +321,11 @@ func (p *Pipeline) Decide(req Request, s *Snapshot, explain bool) Decision {
 		return d
 	}
 	d.Host = s.hosts[best].Name
-	d.Reason = fmt.Sprintf("best of %d feasible (score %.1f; %s)", d.Feasible, bestTotal, p.topScores(q, weights, &s.cands[best]))
+	chosen := &d.Verdicts[0]
+	if explain {
+		chosen = &d.Verdicts[best] // one verdict per host, in snapshot order
+	}
+	d.Reason = fmt.Sprintf("best of %d feasible (score %.1f; %s)", d.Feasible, bestTotal, topScores(chosen))
 	return d
 }
 
@@ -387,30 +394,31 @@ func finite(x float64) float64 {
 	return x
 }
 
-// topScores names the chosen host's strongest weighted scores, for the decision's reason.
-func (p *Pipeline) topScores(q *Query, weights []float64, c *Candidate) string {
-	type part struct {
-		name string
-		n, w float64
-	}
-	var parts []part
-	for si, sc := range p.scorers {
-		if weights[si] == 0 {
+// topScores names a verdict's three strongest weighted scores, for the decision's reason.
+func topScores(v *Verdict) string {
+	top := [3]int{-1, -1, -1}
+	for k, s := range v.Scores {
+		if s.Weight == 0 {
 			continue
 		}
-		raw, known := sc.Raw(q, c)
-		parts = append(parts, part{sc.Name(), sc.Normalize(q, c, raw, known), weights[si]})
+		for slot := range top { // insertion into the three best, earlier scorers first on ties
+			if top[slot] < 0 || s.Weighted > v.Scores[top[slot]].Weighted {
+				copy(top[slot+1:], top[slot:len(top)-1])
+				top[slot] = k
+				break
+			}
+		}
 	}
-	sort.SliceStable(parts, func(a, b int) bool { return parts[a].n*parts[a].w > parts[b].n*parts[b].w })
 	var b strings.Builder
-	for i, pt := range parts {
-		if i == 3 {
+	for slot, k := range top {
+		if k < 0 {
 			break
 		}
-		if i > 0 {
+		if slot > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s %.0f×%g", pt.name, pt.n, pt.w)
+		s := v.Scores[k]
+		b.WriteString(s.Scorer + " " + strconv.FormatFloat(s.Normalized, 'f', 0, 64) + "×" + strconv.FormatFloat(s.Weight, 'g', -1, 64))
 	}
 	return b.String()
 }
