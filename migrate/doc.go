@@ -13,6 +13,15 @@
 // destination, and keep writing to its console when its log is readable, before a migration counts
 // as done.
 //
+// Crash safety: while a process migrates a vnode it holds the vnode's PostgreSQL session lock
+// (store.TryLockVnode), so a journal row whose lock is free has no live owner, on whatever host it
+// ran. Reconcile settles such rows with what both hypervisors hold (the decision table is in
+// decide.go): it waits for or aborts a libvirt job still under way, keeps exactly one running copy
+// (finishing, rolling back, resuming a copy paused at switch-over, destroying leftovers), and
+// journals what it found and did. Migrate reconciles stale rows before it starts, and admits a
+// migration only within migration.max_per_hypervisor and migration.max_concurrent, counted in the
+// database under an advisory lock so that several processes obey them together (limits.go).
+//
 // It does not decide when or where a vnode moves (that is the scheduler's plan), and it touches
 // only the domain it was asked to move. Pool lends it one libvirt connection per hypervisor.
 package migrate
