@@ -57,6 +57,8 @@ type Shipper interface {
 	Put(b ingest.Batch) error
 }
 
+var _ Shipper = (*ingest.Shipper)(nil)
+
 // Agent collects one hypervisor's KPIs and health. Build it with New, then Run it, or call Once.
 type Agent struct {
 	cfg  Config

@@ -3,8 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -413,4 +416,53 @@ func TestNewRejectsBadHealthSettings(t *testing.T) {
 	if _, err := New(cfg, nil, testLogger(t)); err == nil {
 		t.Error("negative interval accepted")
 	}
+}
+
+// With a node_exporter URL, its scrape replaces procfs and sysfs on the KPI schedule, the health
+// schedule keeps the BMC, and the exporter's hwmon temperatures are checked when the thresholds
+// file names them.
+func TestNodeExporterOption(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`node_load1 0.25
+node_hwmon_chip_names{chip="platform_coretemp_0",chip_name="coretemp"} 1
+node_hwmon_sensor_label{chip="platform_coretemp_0",label="Core 0",sensor="temp2"} 1
+node_hwmon_temp_celsius{chip="platform_coretemp_0",sensor="temp2"} 55
+`))
+	}))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "thresholds.conf")
+	if err := os.WriteFile(path, []byte("\"coretemp/Core 0\" 5 50\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	table, err := ReadThresholds(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, &fakeBMC{temp: 50})
+	cfg.Collectors.NodeExporterURL = srv.URL + "/metrics"
+	cfg.Thresholds = table
+	ship := &fakeShipper{}
+	a, err := New(cfg, ship, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, ks := a.Collectors()
+	if !slices.Equal(hs, []string{"ipmi"}) || !slices.Equal(ks, []string{"node_exporter"}) {
+		t.Fatalf("collectors: health %v, kpi %v; want [ipmi] and [node_exporter]", hs, ks)
+	}
+	start(t, a)
+	waitFor(t, "Core 0 critical from the exporter's 55 °C", func() bool {
+		s, _ := a.mon.state(kpi.SourceNodeExporter, "coretemp/Core 0")
+		return s == health.Critical
+	})
+	waitFor(t, "load1 from the exporter shipped", func() bool {
+		for _, b := range ship.all() {
+			for _, s := range b.Samples {
+				if s.Metric == kpi.MetricLoad1 && s.Value == 0.25 && s.Source == kpi.SourceNodeExporter {
+					return true
+				}
+			}
+		}
+		return false
+	})
 }
