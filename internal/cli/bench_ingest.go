@@ -101,7 +101,7 @@ It prints progress and figures, and as its last line one JSON object.`,
 	f := c.Flags()
 	f.IntVar(&o.agents, "agents", 8, "simulated agents, each with its own connection")
 	f.IntVar(&o.hosts, "hosts", 50, "hypervisors per agent")
-	f.IntVar(&o.batch, "batch", 2000, "samples per batch (whole collection cycles of one host)")
+	f.IntVar(&o.batch, "batch", ingest.DefaultBatchMaxSamples, "samples per batch (whole collection cycles of one host; the Shipper's default batch size)")
 	f.DurationVar(&o.duration, "duration", 20*time.Second, "how long the agents send")
 	f.DurationVar(&o.baseline, "baseline", 5*time.Second, "how long the single-row INSERT baseline runs (0: skip)")
 	f.IntVar(&o.reads, "reads", 50, "HostsNow reads")
