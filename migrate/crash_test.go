@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"libvirt.org/go/libvirt"
 
 	"github.com/drover-hpc/drover/internal/config"
 	"github.com/drover-hpc/drover/internal/store"
@@ -393,4 +394,109 @@ func found(d map[string]any) string {
 		did = fmt.Sprint(l...)
 	}
 	return fmt.Sprintf("found source %v, destination %v; %s", d["source"], d["destination"], did)
+}
+
+// Reconcile against real libvirt in states a kill rarely leaves: the guest paused on the source
+// (killed between the end of the copy and the handover) with a shut-off definition left on the
+// destination. The leftover is undefined, the guest resumed on the source, the journal rolled back.
+// Then both copies paused (killed at switch-over): the destination's is destroyed.
+func TestTestbedReconcilePausedSource(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b := newNamedBed(t, ctx, "recpause", "")
+	settleAtEnd(t, b)
+	lv, err := libvirt.NewConnect(testenv.Hypervisor(t, "hv1").URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lv.Close()
+	dom, err := lv.LookupDomainByName(b.vnode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom.Free()
+	if err := dom.Suspend(); err != nil {
+		t.Fatal(err)
+	}
+	xml, err := virt.DomainSpec{Name: b.vnode, MemoryMiB: 128, VCPUs: 1, Type: virt.DomainType(b.cfg.Libvirt.DomainType),
+		Kernel: "/nonexistent/vmlinuz"}.XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.conn(t, ctx, "hv2").Define(ctx, xml); err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() { _ = b.conn(t, context.Background(), "hv2").Undefine(context.Background(), b.vnode) })
+	id, err := b.st.InsertMigration(ctx, store.NewMigration{VNode: b.vnode, Src: "hv1", Dst: "hv2", Reason: "manual", Owner: "gone:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.st.SetMigrationPhase(ctx, id, "transferring", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	ex := executor(t, b, b.conns)
+	fs, err := ex.Reconcile(ctx)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("Reconcile = %+v, %v; want one finding", fs, err)
+	}
+	f := fs[0]
+	t.Logf("finding: %+v", f)
+	if f.ID != id || f.Outcome != migrate.PhaseRolledBack || f.RunsOn != "hv1" || f.NeedsOperator ||
+		!strings.HasPrefix(f.Source, "paused") || f.Destination != "defined, shut off" ||
+		strings.Join(f.Did, ", ") != "undefined on hv2, resumed on hv1" {
+		t.Fatalf("finding %+v", f)
+	}
+	b.runsOn(t, ctx, "hv1")
+	b.row(t, ctx, "running", "hv1")
+	b.heartbeats(t, 2, 30*time.Second)
+	if fs, err := ex.Reconcile(ctx); err != nil || len(fs) != 0 {
+		t.Errorf("second Reconcile = %+v, %v; want nothing to do", fs, err)
+	}
+
+	// both paused, as if killed at switch-over: a second copy paused on hv2 is destroyed (it never
+	// ran), the source resumed
+	img := filepath.Join(b.cfg.Testbed.Dir, "guest", "out")
+	xml, err = virt.DomainSpec{Name: b.vnode, MemoryMiB: 128, VCPUs: 1, Type: virt.DomainType(b.cfg.Libvirt.DomainType),
+		Kernel: filepath.Join(img, "vmlinuz"), Initrd: filepath.Join(img, "initramfs.cpio.gz"),
+		Cmdline: "console=ttyS0 quiet panic=-1", SerialLog: filepath.Join(t.TempDir(), "copy.serial")}.XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.conn(t, ctx, "hv2").Create(ctx, xml); err != nil {
+		t.Fatalf("%v", err)
+	}
+	lv2, err := libvirt.NewConnect(testenv.Hypervisor(t, "hv2").URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lv2.Close()
+	dom2, err := lv2.LookupDomainByName(b.vnode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dom2.Free()
+	for _, d := range []*libvirt.Domain{dom, dom2} {
+		if err := d.Suspend(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, err = b.st.InsertMigration(ctx, store.NewMigration{VNode: b.vnode, Src: "hv1", Dst: "hv2", Reason: "manual", Owner: "gone:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.st.SetMigrationPhase(ctx, id, "switching_over", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	fs, err = ex.Reconcile(ctx)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("Reconcile = %+v, %v; want one finding", fs, err)
+	}
+	f = fs[0]
+	t.Logf("finding: %+v", f)
+	if f.ID != id || f.Outcome != migrate.PhaseRolledBack || f.RunsOn != "hv1" || !strings.HasPrefix(f.Destination, "paused") ||
+		strings.Join(f.Did, ", ") != "destroyed on hv2, resumed on hv1" {
+		t.Fatalf("finding %+v", f)
+	}
+	b.runsOn(t, ctx, "hv1")
+	b.heartbeats(t, 2, 30*time.Second)
 }
