@@ -603,3 +603,81 @@ func TestHostsOverview(t *testing.T) {
 		t.Fatalf("overview = %+v", got)
 	}
 }
+
+// Benchmarks on a day of agent data: two hypervisors with wall power every 10 s and 30 other
+// series each every 10 s (540k samples), 8 vnodes of 2 vCPUs (4 per host) each running 24
+// one-hour jobs back to back, every vnode moving to the other host at 06:00, 12:00 and 18:00.
+func seedDay(b *testing.B) (*store.Store, time.Time) {
+	b.Helper()
+	_, pool := testenv.MigratedSchema(b)
+	s := store.New(pool)
+	ctx := context.Background()
+	if err := s.SyncHypervisors(ctx, hvs); err != nil {
+		b.Fatal(err)
+	}
+	day := time.Date(2024, 6, 3, 0, 0, 0, 0, time.UTC)
+	run := func(sql string, args ...any) {
+		if _, err := pool.Exec(ctx, sql, args...); err != nil {
+			b.Fatalf("%v\n%s", err, sql)
+		}
+	}
+	run(`CREATE TABLE kpi_samples_20240603 PARTITION OF kpi_samples FOR VALUES FROM ('2024-06-03T00:00:00Z') TO ('2024-06-04T00:00:00Z')`)
+	run(`INSERT INTO kpi_series (hypervisor_id, source, metric, sensor)
+		SELECT h.id, 'ipmi', 'power_watts', 'Pwr Consumption' FROM hypervisors h
+		UNION ALL SELECT h.id, 'procfs', 'metric_' || i, '' FROM hypervisors h, generate_series(1, 30) i`)
+	run(`INSERT INTO kpi_samples (series_id, ts, value)
+		SELECT s.id, ts, 150 + 50 * sin(extract(epoch FROM ts) / 600)
+		FROM kpi_series s, generate_series($1::timestamptz, $2::timestamptz, interval '10 seconds') ts`,
+		day, day.Add(24*time.Hour-time.Second))
+	run(`INSERT INTO vnodes (name, cpus) SELECT 'vn' || i, 2 FROM generate_series(1, 8) i`)
+	// vnode i starts on hv1 (i <= 4) or hv2 and swaps every 6 hours; suspended at the end of the day
+	run(`INSERT INTO vnode_events (vnode, ts, event, hypervisor_id)
+		SELECT 'vn' || i, $1::timestamptz + q * interval '6 hours', CASE q WHEN 0 THEN 'resume' ELSE 'migrated' END,
+		       (SELECT id FROM hypervisors WHERE name = CASE WHEN (i <= 4) = (q % 2 = 0) THEN 'hv1' ELSE 'hv2' END)
+		FROM generate_series(1, 8) i, generate_series(0, 3) q`, day)
+	run(`INSERT INTO vnode_events (vnode, ts, event) SELECT 'vn' || i, $1::timestamptz, 'suspend' FROM generate_series(1, 8) i`,
+		day.Add(24*time.Hour))
+	run(`INSERT INTO jobs (job_id, nodes, state, started_at, ended_at)
+		SELECT 1000 * i + h, ARRAY['vn' || i], 'completed', $1::timestamptz + h * interval '1 hour',
+		       $1::timestamptz + (h + 1) * interval '1 hour'
+		FROM generate_series(1, 8) i, generate_series(0, 23) h`, day)
+	for _, t := range []string{"kpi_samples", "kpi_series", "vnode_events", "vnodes", "jobs", "hypervisors"} {
+		run("ANALYZE " + t)
+	}
+	return s, day
+}
+
+func BenchmarkKpiHistory(b *testing.B) {
+	s, day := seedDay(b)
+	ctx := context.Background()
+	h := store.HistoryQuery{Host: "hv1", Metric: "power_watts", From: day.Add(10 * time.Hour), To: day.Add(16 * time.Hour), Step: time.Minute}
+	var n int
+	for b.Loop() {
+		pts, err := s.KpiHistory(ctx, h)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(pts)
+	}
+	if n != 360 {
+		b.Fatalf("%d buckets, want 6 h of 1 min = 360", n)
+	}
+	b.ReportMetric(360*6, "samples/op")
+}
+
+func BenchmarkEnergyPerJob(b *testing.B) {
+	s, day := seedDay(b)
+	ctx := context.Background()
+	var n int
+	for b.Loop() {
+		jobs, err := s.EnergyPerJob(ctx, 0, day)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(jobs)
+	}
+	if n != 192 {
+		b.Fatalf("%d jobs, want 192", n)
+	}
+	b.ReportMetric(float64(n), "jobs/op")
+}

@@ -182,8 +182,8 @@ cut AS (
 seg AS (
     SELECT hypervisor_id, t AS s0, lead(t) OVER (PARTITION BY hypervisor_id ORDER BY t) AS s1 FROM cut
 ),
--- each vnode's share of its hypervisor in each segment
-share AS (
+-- each vnode's share of its hypervisor in each segment (MATERIALIZED: once, not once per job)
+share AS MATERIALIZED (
     SELECT g.hypervisor_id, g.s0, g.s1, st.vnode,
            st.cpus::float8 / sum(st.cpus) OVER (PARTITION BY g.hypervisor_id, g.s0) AS frac
     FROM seg g
@@ -208,8 +208,9 @@ power AS (
                                WHERE i.hypervisor_id = s.hypervisor_id AND i.metric = 'power_watts'
                                  AND i.vnode = '' AND i.source = 'ipmi')))
 ),
--- each piece's energy: the power integrated over it (per series, summed), times the share
-charged AS (
+-- each piece's energy: the power integrated over it (per series, summed), times the share;
+-- MATERIALIZED: computed once, not once per job by a nested loop of a generic plan
+charged AS MATERIALIZED (
     SELECT pc.job_id, pc.vnode, pc.hypervisor_id, extract(epoch FROM pc.p1 - pc.p0)::float8 AS secs,
            pc.frac * coalesce(e.joules, 0) AS joules, coalesce(e.covered, 0) AS covered
     FROM piece pc
