@@ -422,12 +422,18 @@ func TestKpiHistoryPlan(t *testing.T) {
 	if _, err := conn.Exec(ctx, "PREPARE kpi_history(text, text, text, timestamptz, timestamptz, interval) AS "+sql); err != nil {
 		t.Fatal(err)
 	}
+	// every partition but the one of 2024-06-03 is pruned: the other two days, the default one
+	// and any the migrations made
+	var parts float64
+	if err := conn.QueryRow(ctx, "SELECT count(*)::float8 FROM pg_inherits WHERE inhparent = 'kpi_samples'::regclass").Scan(&parts); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, setup, explain string
 		removed              float64 // Subplans Removed
 	}{
 		{"custom", "SET plan_cache_mode = force_custom_plan", "EXPLAIN (FORMAT JSON) EXECUTE kpi_history(" + values + ")", 0},
-		{"generic", "SET plan_cache_mode = force_generic_plan", "EXPLAIN (FORMAT JSON) EXECUTE kpi_history(" + values + ")", 3},
+		{"generic", "SET plan_cache_mode = force_generic_plan", "EXPLAIN (FORMAT JSON) EXECUTE kpi_history(" + values + ")", parts - 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := conn.Exec(ctx, tc.setup); err != nil {
@@ -452,7 +458,6 @@ func TestKpiHistoryPlan(t *testing.T) {
 					indexed = append(indexed, rel)
 				}
 			}
-			// three days and the default partition: only 2024-06-03 is read
 			if !slices.Equal(parts, []string{"kpi_samples_20240603"}) || !slices.Equal(indexed, parts) || removed != tc.removed {
 				t.Errorf("samples read from %v (by index: %v, %v subplans removed), want kpi_samples_20240603 by index only (%v removed)\n%s",
 					parts, indexed, removed, tc.removed, doc)
