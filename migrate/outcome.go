@@ -91,8 +91,8 @@ func (r *run) checkUnfinished(ctx context.Context) error {
 	return &Error{
 		Err: fmt.Errorf("%w: migration %d from %s to %s is %s (owner %s, since %s)", store.ErrMigrationActive,
 			m.ID, m.Src, m.Dst, m.Phase, owner, m.CreatedAt.Local().Format(time.DateTime)),
-		Hint: fmt.Sprintf("wait for migration %d to finish; if its owner %s no longer runs, it was interrupted: "+
-			"find where %s runs (virsh list on %s and %s) before marking it failed", m.ID, owner, r.req.VNode, m.Src, m.Dst),
+		Hint: fmt.Sprintf("wait for migration %d to finish; if its owner %s was killed, drover reconcile settles it "+
+			"(it looks for %s on %s and %s)", m.ID, owner, r.req.VNode, m.Src, m.Dst),
 	}
 }
 
