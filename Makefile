@@ -9,7 +9,7 @@ TESTBED := scripts/testbed
 # Integration tests read the testbed's config; `make test` makes a missing testbed a failure.
 TESTENV = set -a; eval "$$($(TESTBED) env)"; set +a; export DROVER_REQUIRE_TESTBED=1
 
-.PHONY: help build test unit e2e-slurm testbed-up testbed-down testbed-status demo lint
+.PHONY: help build test unit e2e-slurm e2e-place testbed-up testbed-down testbed-status demo lint
 
 help: ## show this menu
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -21,12 +21,19 @@ test: build testbed-up ## unit + integration tests against the testbed (brings i
 	$(TESTENV); $(GO) test -count=1 -timeout 30m ./...
 	$(TESTENV); bin/drover check
 	$(MAKE) --no-print-directory e2e-slurm
+	$(MAKE) --no-print-directory e2e-place
 
 e2e-slurm: build testbed-up ## Slurm jobs in vnodes survive live migration; ends with a JSON line of figures
 	@set -o pipefail; $(TESTENV); rm -f "$$DROVER_TESTBED_DIR/e2e-slurm.json"; \
 	  $(GO) test -tags e2e -count=1 -timeout 20m -run TestSlurmJobsSurviveLiveMigration -v ./internal/e2e/ \
 	  | tee "$$DROVER_TESTBED_DIR/e2e-slurm.log" | grep -vE '^\{'
 	@$(TESTENV); cat "$$DROVER_TESTBED_DIR/e2e-slurm.json"
+
+e2e-place: build testbed-up ## a hot, power-hungry hv1 BMC: the resumed vnode goes to hv2 and drover explain says why; ends with a JSON line
+	@set -o pipefail; $(TESTENV); rm -f "$$DROVER_TESTBED_DIR/e2e-place.json"; \
+	  $(GO) test -tags e2e -count=1 -timeout 10m -run TestPlacementAvoidsHotHypervisor -v ./internal/e2e/ \
+	  | tee "$$DROVER_TESTBED_DIR/e2e-place.log" | grep -vE '^\{'
+	@$(TESTENV); cat "$$DROVER_TESTBED_DIR/e2e-place.json"
 
 unit: ## unit tests only (integration tests skip without a testbed)
 	env -u DROVER_CONFIG -u TEST_DATABASE_URL DROVER_TESTBED_DIR=/nonexistent $(GO) test -count=1 ./...

@@ -19,6 +19,7 @@ import (
 	"github.com/drover-hpc/drover/internal/slurm"
 	"github.com/drover-hpc/drover/internal/store"
 	"github.com/drover-hpc/drover/internal/testenv"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // migration is one migration's figures, as journaled by drover.
@@ -36,6 +37,7 @@ type env struct {
 	t     *testing.T
 	rest  *slurm.REST
 	st    *store.Store
+	pool  *pgxpool.Pool
 	ticks *listener
 	bin   string
 }
@@ -58,7 +60,7 @@ func setup(t *testing.T) *env {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s: %v (make build)", bin, err)
 	}
-	return &env{t: t, rest: rest, st: store.New(pool), ticks: listen(t, cfg.Testbed.ControllerAddress), bin: bin}
+	return &env{t: t, rest: rest, st: store.New(pool), pool: pool, ticks: listen(t, cfg.Testbed.ControllerAddress), bin: bin}
 }
 
 // submit sends a job to the migratable partition and cancels it if the test ends first.
@@ -124,7 +126,10 @@ func (e *env) migrate(vnode string) migration {
 	from := e.where(vnode)
 	to := other(from)
 	start := time.Now()
-	out, err := exec.Command(e.bin, "migrate", vnode, "--to", to).CombinedOutput()
+	cmd := exec.Command(e.bin, "migrate", vnode, "--to", to)
+	// step 2 moves two vnodes between the same two hosts at once, in opposite directions
+	cmd.Env = append(os.Environ(), "DROVER_MIGRATION_MAX_PER_HYPERVISOR=2")
+	out, err := cmd.CombinedOutput()
 	wall := time.Since(start)
 	if err != nil {
 		e.t.Fatalf("drover migrate %s --to %s: %v\n%s", vnode, to, err, out)
@@ -269,14 +274,25 @@ func TestSlurmJobsSurviveLiveMigration(t *testing.T) {
 // waits until every one is powered down.
 func (e *env) powerDownAll(nodes string) {
 	e.t.Helper()
-	cmd := exec.Command("scontrol", "update", "NodeName="+nodes, "State=POWER_DOWN_FORCE")
-	cmd.Env = append(os.Environ(), "SLURM_CONF="+testenv.Config(e.t).Slurm.Conf)
-	if out, err := cmd.CombinedOutput(); err != nil && !strings.Contains(string(out), "already") {
-		e.t.Logf("scontrol power down %s: %v %s", nodes, err, out)
-	}
 	names, err := hostlist.Expand(nodes)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	// only the nodes that are up: a power-down request for a powered-down node stays pending in
+	// slurmctld and makes the next job on it fail at once ("requeue job due to failure of node")
+	var up []string
+	for _, n := range names {
+		node, err := e.rest.Node(context.Background(), n)
+		if err != nil || !node.Has(slurm.FlagPoweredDown) || node.Has(slurm.FlagPoweringDown) {
+			up = append(up, n)
+		}
+	}
+	if len(up) > 0 {
+		cmd := exec.Command("scontrol", "update", "NodeName="+strings.Join(up, ","), "State=POWER_DOWN_FORCE")
+		cmd.Env = append(os.Environ(), "SLURM_CONF="+testenv.Config(e.t).Slurm.Conf)
+		if out, err := cmd.CombinedOutput(); err != nil && !strings.Contains(string(out), "already") {
+			e.t.Logf("scontrol power down %s: %v %s", strings.Join(up, ","), err, out)
+		}
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {

@@ -14,8 +14,8 @@ drover_pidfile() { echo "$TB_DROVER_DIR/$1.pid"; }
 drover_logfile() { echo "$TB_LOG/drover-$1.log"; }
 drover_services() { echo server; local hv; for hv in "${TB_HVS[@]}"; do echo "agent-$hv"; done; }
 
-# drover_stale SERVICE: the running service was started from an older binary.
-drover_stale() { [ "$TB_DROVER_BIN" -nt "$(drover_pidfile "$1")" ]; }
+# drover_stale SERVICE: the running service was started from an older binary or config.
+drover_stale() { [ "$TB_DROVER_BIN" -nt "$(drover_pidfile "$1")" ] || [ "$TB_CONFIG" -nt "$(drover_pidfile "$1")" ]; }
 
 drover_start() {
   local svc=$1 pf log
@@ -66,7 +66,7 @@ drover_up() {
   for svc in $(drover_services); do
     if tb_alive "$(drover_pidfile "$svc")"; then
       drover_stale "$svc" || continue
-      tb_stop "$(drover_pidfile "$svc")" "drover $svc (older binary)"
+      tb_stop "$(drover_pidfile "$svc")" "drover $svc (older binary or config)"
     fi
     drover_start "$svc"
     started+=("$svc")
