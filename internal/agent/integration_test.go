@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -42,6 +43,7 @@ type harness struct {
 	store  *store.Store
 	agent  *agent.Agent
 	schema string
+	app    string // the agent pool's application_name; "" when it is the owner's pool
 }
 
 // setSensor sets hv's CPU Temp.
@@ -56,14 +58,16 @@ func holdBMC(t *testing.T, hv string) {
 }
 
 // agentPool connects as the testbed's agent role (DROVER_TESTBED_AGENT_DATABASE_URL and
-// _PASSWORD_FILE) when there is one, else as a fresh login member of drover_agent, else (no
-// CREATEROLE) as the schema's owner.
-func agentPool(t *testing.T, admin *pgxpool.Pool, schema string) *pgxpool.Pool {
+// DROVER_TESTBED_AGENT_PASSWORD_FILE) when there is one, else as a fresh login member of drover_agent, else (no
+// CREATEROLE) as the schema's owner. Its connections carry a unique application_name (returned),
+// by which their NOTIFYs are told from other tests' and the testbed agents'.
+func agentPool(t *testing.T, admin *pgxpool.Pool, schema string) (*pgxpool.Pool, string) {
 	ctx := context.Background()
 	var pc *pgxpool.Config
 	if u := os.Getenv("DROVER_TESTBED_AGENT_DATABASE_URL"); u != "" {
 		var err error
-		pc, err = db.PoolConfig(config.Database{URL: u, PasswordFile: os.Getenv("DROVER_TESTBED_AGENT_DATABASE_PASSWORD_FILE")})
+		pass := cmp.Or(os.Getenv("DROVER_TESTBED_AGENT_PASSWORD_FILE"), os.Getenv("DROVER_TESTBED_AGENT_DATABASE_PASSWORD_FILE"))
+		pc, err = db.PoolConfig(config.Database{URL: u, PasswordFile: pass})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +77,7 @@ func agentPool(t *testing.T, admin *pgxpool.Pool, schema string) *pgxpool.Pool {
 		role, pass := "drover_agent_t"+hex.EncodeToString(b[:]), hex.EncodeToString(b[:])+"Pw"
 		if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s' IN ROLE drover_agent`, role, pass)); err != nil {
 			t.Logf("no agent role (%v): the agent connects as the schema's owner", err)
-			return admin
+			return admin, ""
 		}
 		t.Cleanup(func() {
 			if _, err := admin.Exec(context.Background(), "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
@@ -84,6 +88,8 @@ func agentPool(t *testing.T, admin *pgxpool.Pool, schema string) *pgxpool.Pool {
 		pc.ConnConfig.User, pc.ConnConfig.Password = role, pass
 	}
 	pc.ConnConfig.RuntimeParams["search_path"] = schema
+	app := "drover-agent-test-" + schema
+	pc.ConnConfig.RuntimeParams["application_name"] = app
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +98,7 @@ func agentPool(t *testing.T, admin *pgxpool.Pool, schema string) *pgxpool.Pool {
 	if err := pool.Ping(ctx); err != nil {
 		t.Fatalf("connect as the agent: %v", err)
 	}
-	return pool
+	return pool, app
 }
 
 // startAgent runs an agent for hv (health every second, other KPIs every 10 s) with the real
@@ -106,7 +112,7 @@ func startAgent(t *testing.T, hv string) *harness {
 	if err := st.SyncHypervisors(ctx, cfg.Hypervisors); err != nil {
 		t.Fatal(err)
 	}
-	pool := agentPool(t, admin, schema)
+	pool, app := agentPool(t, admin, schema)
 	if err := agent.CheckHost(ctx, pool, hv); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +163,7 @@ func startAgent(t *testing.T, hv string) *harness {
 			hv, s.Batches, s.Samples, s.Events, s.SampleErrors, s.PutErrors,
 			s.Collectors["ipmi"].Runs, s.Collectors["ipmi"].Mean(), s.Collectors["ipmi"].Max, ship.Stats())
 	})
-	return &harness{hv: hv, admin: admin, store: st, agent: a, schema: schema}
+	return &harness{hv: hv, admin: admin, store: st, agent: a, schema: schema, app: app}
 }
 
 // events returns hv's health events of a kind for CPU Temp, oldest first.
@@ -221,7 +227,23 @@ type notification struct {
 	Kind         string `json:"kind"`
 	Sensor       string `json:"sensor"`
 	ToState      string `json:"to_state"`
+	pid          uint32 // of the backend that sent it
 	at           time.Time
+}
+
+// mine reports whether a notification was sent by one of the agent's connections (any, when
+// the agent shares the owner's pool).
+func (h *harness) mine(t *testing.T, n notification) bool {
+	if h.app == "" {
+		return true
+	}
+	var ok bool
+	err := h.admin.QueryRow(context.Background(),
+		`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND application_name = $2)`, int32(n.pid), h.app).Scan(&ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
 
 // listen LISTENs on drover_health on a connection of its own until the test ends.
@@ -250,7 +272,7 @@ func listen(t *testing.T, h *harness) func() []notification {
 				t.Errorf("notification %q: %v", n.Payload, err)
 				continue
 			}
-			p.at = time.Now()
+			p.at, p.pid = time.Now(), n.PID
 			mu.Lock()
 			got = append(got, p)
 			mu.Unlock()
@@ -329,7 +351,7 @@ func testSteps(t *testing.T) {
 		for {
 			var got *notification
 			for _, n := range notes() {
-				if n.ID == e.ID && n.Kind == "state" && n.Sensor == cpuTemp && n.ToState == e.To {
+				if n.ID == e.ID && n.Kind == "state" && n.Sensor == cpuTemp && n.ToState == e.To && h.mine(t, n) {
 					got = &n
 					break
 				}
@@ -337,7 +359,7 @@ func testSteps(t *testing.T) {
 			if got != nil {
 				lag := got.at.Sub(e.At)
 				t.Logf("event %d (%s→%s) NOTIFYed %v after its reading", e.ID, e.From, e.To, lag.Round(time.Millisecond))
-				if lag > 5*time.Second {
+				if lag > 5*time.Second || lag < 0 {
 					t.Errorf("event %d NOTIFYed %v after its reading, want within 5 s", e.ID, lag)
 				}
 				break
