@@ -3,13 +3,17 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/drover-hpc/drover/internal/db"
 	"github.com/drover-hpc/drover/internal/testenv"
+	"github.com/drover-hpc/drover/sql/migrations"
 )
 
 // run executes drover with args and returns exit code, stdout and stderr.
@@ -148,6 +152,12 @@ func TestDBMigrateCommand(t *testing.T) {
 	}
 	t.Setenv("DROVER_DATABASE_URL", url+sep+"search_path="+schema)
 	cfg := testbedConfig(t)
+	ms, err := db.LoadMigrations(migrations.FS)
+	if err != nil || len(ms) == 0 {
+		t.Fatalf("embedded migrations: %v", err)
+	}
+	newest := fmt.Sprintf("%03d_%s", ms[len(ms)-1].Version, ms[len(ms)-1].Name)
+	all := strconv.Itoa(len(ms))
 	steps := []struct {
 		args []string
 		want string
@@ -155,8 +165,10 @@ func TestDBMigrateCommand(t *testing.T) {
 		{[]string{"db", "migrate"}, "applied 001_init"},
 		{[]string{"db", "migrate"}, "schema is up to date"},
 		{[]string{"db", "status"}, "applied"},
-		{[]string{"db", "migrate", "--down", "1"}, "reverted 001_init"},
+		{[]string{"db", "migrate", "--down", "1"}, "reverted " + newest},
 		{[]string{"db", "status"}, "pending"},
+		{[]string{"db", "migrate"}, "applied " + newest},
+		{[]string{"db", "migrate", "--down", all}, "reverted 001_init"},
 		{[]string{"db", "migrate"}, "applied 001_init"},
 	}
 	for _, s := range steps {
