@@ -25,6 +25,7 @@ type Config struct {
 	Agent       Agent        `mapstructure:"agent"`
 	Health      Health       `mapstructure:"health"`
 	Server      Server       `mapstructure:"server"`
+	Control     Control      `mapstructure:"control"`
 }
 
 // Log configures zerolog.
@@ -145,7 +146,8 @@ func Defaults() Config {
 			MaxPerHypervisor: 1,
 			MaxConcurrent:    2,
 		},
-		Agent:  agentDefaults(),
-		Server: serverDefaults(),
+		Agent:   agentDefaults(),
+		Server:  serverDefaults(),
+		Control: controlDefaults(),
 	}
 }

@@ -90,6 +90,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateAgent(bad)
 	c.validateServer(bad)
+	c.validateControl(bad)
 	return errors.Join(errs...)
 }
 
