@@ -83,7 +83,7 @@ func TestLoadErrors(t *testing.T) {
 		env        map[string]string
 		want       []string // all must appear in the error
 	}{
-		{"unknown top key", "logg:\n  level: info\n", nil, []string{`:1: unknown key "logg"`, "known here: agent, database"}},
+		{"unknown top key", "logg:\n  level: info\n", nil, []string{`:1: unknown key "logg"`, "known here: agent, control, database"}},
 		{"unknown nested key with line", good + "    bmc2: {}\n", nil, []string{`:12: unknown key "hypervisors[0].bmc2"`}},
 		{"int as string", "database:\n  max_conns: many\n", nil, []string{`:2: database.max_conns: expected an integer, got "many"`}},
 		{"bad duration", "slurm:\n  timeout: 5\n", nil, []string{"slurm.timeout: expected a duration"}},
