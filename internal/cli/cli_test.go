@@ -24,6 +24,17 @@ func run(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// useSchema points drover's database URL (DROVER_DATABASE_URL) at schema for this test.
+func useSchema(t *testing.T, schema string) {
+	t.Helper()
+	url := testenv.DatabaseConfig(t).URL
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	t.Setenv("DROVER_DATABASE_URL", url+sep+"search_path="+schema)
+}
+
 // testbedConfig returns the testbed's config file text, with replacements applied, written to a
 // temporary file.
 func testbedConfig(t *testing.T, replace ...string) string {
@@ -145,12 +156,7 @@ func TestCheckBadTokenIsAnAuthProblem(t *testing.T) {
 // drover db migrate: twice changes nothing; down then up round-trips. Each run uses a fresh schema.
 func TestDBMigrateCommand(t *testing.T) {
 	schema, _ := testenv.Schema(t)
-	url := testenv.DatabaseConfig(t).URL
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	t.Setenv("DROVER_DATABASE_URL", url+sep+"search_path="+schema)
+	useSchema(t, schema)
 	cfg := testbedConfig(t)
 	ms, err := db.LoadMigrations(migrations.FS)
 	if err != nil || len(ms) == 0 {

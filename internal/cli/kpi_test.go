@@ -22,12 +22,7 @@ import (
 func kpiEnv(t *testing.T) string {
 	t.Helper()
 	schema, pool := testenv.MigratedSchema(t)
-	url := testenv.DatabaseConfig(t).URL
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	t.Setenv("DROVER_DATABASE_URL", url+sep+"search_path="+schema)
+	useSchema(t, schema)
 	cfg := testbedConfig(t)
 	ctx := context.Background()
 	if err := store.New(pool).SyncHypervisors(ctx, testenv.Config(t).Hypervisors); err != nil {

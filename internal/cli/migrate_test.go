@@ -104,12 +104,7 @@ func TestMigrateSummaryAndFailure(t *testing.T) {
 func migrateEnv(t *testing.T) (string, *store.Store) {
 	t.Helper()
 	schema, pool := testenv.MigratedSchema(t)
-	url := testenv.DatabaseConfig(t).URL
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	t.Setenv("DROVER_DATABASE_URL", url+sep+"search_path="+schema)
+	useSchema(t, schema)
 	return testbedConfig(t), store.New(pool)
 }
 
