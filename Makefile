@@ -9,7 +9,7 @@ TESTBED := scripts/testbed
 # Integration tests read the testbed's config; `make test` makes a missing testbed a failure.
 TESTENV = set -a; eval "$$($(TESTBED) env)"; set +a; export DROVER_REQUIRE_TESTBED=1
 
-.PHONY: help build test unit e2e-slurm e2e-place testbed-up testbed-down testbed-status demo lint
+.PHONY: help build test unit e2e-slurm e2e-place e2e-pft testbed-up testbed-down testbed-status demo lint
 
 help: ## show this menu
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,6 +22,7 @@ test: build testbed-up ## unit + integration tests against the testbed (brings i
 	$(TESTENV); bin/drover check
 	$(MAKE) --no-print-directory e2e-slurm
 	$(MAKE) --no-print-directory e2e-place
+	$(MAKE) --no-print-directory e2e-pft
 
 e2e-slurm: build testbed-up ## Slurm jobs in vnodes survive live migration; ends with a JSON line of figures
 	@set -o pipefail; $(TESTENV); rm -f "$$DROVER_TESTBED_DIR/e2e-slurm.json"; \
@@ -34,6 +35,12 @@ e2e-place: build testbed-up ## a hot, power-hungry hv1 BMC: the resumed vnode go
 	  $(GO) test -tags e2e -count=1 -timeout 10m -run TestPlacementAvoidsHotHypervisor -v ./internal/e2e/ \
 	  | tee "$$DROVER_TESTBED_DIR/e2e-place.log" | grep -vE '^\{'
 	@$(TESTENV); cat "$$DROVER_TESTBED_DIR/e2e-place.json"
+
+e2e-pft: build testbed-up ## proactive fault tolerance: evacuation ahead of a warming CPU, no flapping on noise, server kill -9 in every phase, drover vs bare virsh; ends with a JSON line
+	@set -o pipefail; $(TESTENV); rm -f "$$DROVER_TESTBED_DIR/e2e-pft.json"; \
+	  $(GO) test -tags e2e -count=1 -timeout 25m -run 'TestPFT' -v ./internal/e2e/ \
+	  | tee "$$DROVER_TESTBED_DIR/e2e-pft.log" | grep -vE '^\{'
+	@$(TESTENV); cat "$$DROVER_TESTBED_DIR/e2e-pft.json"
 
 unit: ## unit tests only (integration tests skip without a testbed)
 	env -u DROVER_CONFIG -u TEST_DATABASE_URL DROVER_TESTBED_DIR=/nonexistent $(GO) test -count=1 ./...
