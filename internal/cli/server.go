@@ -50,9 +50,14 @@ only the one holding the leader lock decides. Stop it with SIGTERM or Ctrl-C.`,
 			if err := store.New(pool).SyncHypervisors(ctx, a.cfg.Hypervisors); err != nil {
 				return err
 			}
+			ctl, closeCtl, err := a.controller(pool, pipe, instanceName(), a.log)
+			if err != nil {
+				return err
+			}
+			defer closeCtl()
 			srv, err := server.New(server.Config{Listen: sc.Listen, Token: token, Refresh: sc.Refresh,
-				Prober: libvirtProber{a.cfg.Hypervisors},
-				Fleet:  fleet.Options{TempWarnC: sc.TempWarnC, TempCritC: sc.TempCritC}}, pool, pipe, a.log)
+				Prober: libvirtProber{a.cfg.Hypervisors}, Control: ctl, Instance: instanceName(),
+				Fleet: fleet.Options{TempWarnC: sc.TempWarnC, TempCritC: sc.TempCritC}}, pool, pipe, a.log)
 			if err != nil {
 				return err
 			}

@@ -36,6 +36,8 @@ type Config struct {
 	// reachability (libvirt).
 	Prober        Prober
 	ProbeInterval time.Duration
+	// Control, when set, runs the control loop (evacuation, rebalancing) while this server leads.
+	Control *Controller
 }
 
 // Defaults of Config's zero fields.
@@ -117,6 +119,10 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	wg.Add(3)
+	if c := s.cfg.Control; c != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.run(ctx, s.Leading, s.lead.Changed(), s.refresh) }()
+	}
 	go func() { defer wg.Done(); errc <- s.lead.Run(ctx) }()
 	go func() { defer wg.Done(); errc <- s.watch(ctx) }()
 	go func() {
@@ -179,6 +185,9 @@ func (s *Server) listen(ctx context.Context, events chan<- struct{}) {
 					return err
 				}
 				s.log.Debug().Str("payload", n.Payload).Msg("health event")
+				if s.cfg.Control != nil {
+					s.cfg.Control.Poke()
+				}
 				select {
 				case events <- struct{}{}:
 				default:
