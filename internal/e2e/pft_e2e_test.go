@@ -4,11 +4,14 @@ package e2e
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/drover-hpc/drover/internal/slurm"
 	"github.com/drover-hpc/drover/internal/testenv"
 )
 
@@ -27,6 +30,8 @@ import (
 const (
 	pftRoundsEnv    = "DROVER_PFT_ROUNDS"     // migrate-vs-virsh rounds of 8 migrations (default 2)
 	pftDirtyRateEnv = "DROVER_PFT_DIRTY_RATE" // MiB/s the 128 MiB working set is rewritten at (default 128)
+	pftNoiseEnv     = "DROVER_PFT_NOISE"      // how long the noise lasts (default 5m)
+	pftSeedEnv      = "DROVER_PFT_SEED"       // the noise's seed (default: the clock; logged)
 )
 
 func envInt(t *testing.T, name string, def int) int {
@@ -47,6 +52,10 @@ func TestPFT(t *testing.T) {
 	r := &report{res: map[string]any{"test": "pft"}}
 	t.Cleanup(func() { writeResult(t, "e2e-pft", r.res) })
 	t.Run("parallel", func(t *testing.T) {
+		t.Run("noise", func(t *testing.T) {
+			t.Parallel()
+			testNoise(t, r)
+		})
 		t.Run("migrate-vs-virsh", func(t *testing.T) {
 			t.Parallel()
 			testMigrateVsVirsh(t, r)
@@ -184,4 +193,93 @@ func droverBin(t *testing.T) string {
 		t.Fatalf("%s: %v (make build)", bin, err)
 	}
 	return bin
+}
+
+// testNoise is (b): a job's VM on hv2 while hv2's CPU reads 80 °C (the warning bound) plus
+// uniform noise of ±3 °C, a new whole-degree reading every second for five minutes. drover must
+// not move the VM: no journal row for it in that time.
+func testNoise(t *testing.T, r *report) {
+	noise := 5 * time.Minute
+	if s := os.Getenv(pftNoiseEnv); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 10*time.Second {
+			t.Fatalf("%s=%q: want a duration of at least 10s", pftNoiseEnv, s)
+		}
+		noise = d
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(pftSeedEnv); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: want a whole number", pftSeedEnv, s)
+		}
+		seed = n
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), noise+12*time.Minute)
+	defer cancel()
+	e := setup(t)
+	testenv.LockBMC(t, "hv2")
+	t.Cleanup(func() { testenv.Script(t, "sensor", "hv2", "cpu", "45") })
+	vn := e.coolVnode(ctx)
+	ticks := int(noise.Seconds()) + 45
+	id := e.hotUntilPlaced(t, ctx, vn, "hv2", "drover-e2e-pft-noise", ticks, time.Duration(ticks)*time.Second+5*time.Minute)
+	t.Logf("job %d ticks on %s (hv2); hv2's CPU at 80 ± 3 °C for %v (seed %d, %s=%d repeats it)", id, vn, noise, seed, pftSeedEnv, seed)
+
+	rng := rand.New(rand.NewPCG(seed, 0))
+	var start time.Time
+	if err := e.pool.QueryRow(ctx, `SELECT now()`).Scan(&start); err != nil {
+		t.Fatal(err)
+	}
+	readings, above := 0, 0
+	lo, hi := 1000, -1000
+	next := time.Now()
+	for end := next.Add(noise); next.Before(end); next = next.Add(time.Second) {
+		time.Sleep(time.Until(next))
+		c := int(math.Round(80 + rng.Float64()*6 - 3)) // whole degrees, 77..83
+		testenv.Script(t, "sensor", "hv2", "cpu", strconv.Itoa(c))
+		readings++
+		if c >= 80 {
+			above++
+		}
+		lo, hi = min(lo, c), max(hi, c)
+		if readings%60 == 0 {
+			t.Logf("noise: %d readings, %s in state %s", readings, "hv2", e.hostHealth(ctx, "hv2"))
+		}
+	}
+	testenv.Script(t, "sensor", "hv2", "cpu", "45")
+
+	var moves int
+	var states, predictions int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM migrations WHERE vnode = $1 AND created_at >= $2`, vn, start).Scan(&moves); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE e.kind = 'state'), count(*) FILTER (WHERE e.kind = 'prediction')
+	                                FROM health_events e JOIN hypervisors h ON h.id = e.hypervisor_id
+	                                WHERE h.name = 'hv2' AND e.ts >= $1 AND e.ts < $1 + $2::interval`, start, noise.String()).Scan(&states, &predictions); err != nil {
+		t.Fatal(err)
+	}
+	if moves != 0 {
+		t.Errorf("%d migrations of %s journaled during the noise, want none", moves, vn)
+	}
+	if hv := e.where(vn); hv != "hv2" {
+		t.Errorf("%s is recorded on %s after the noise, want hv2", vn, hv)
+	}
+	if states == 0 {
+		t.Errorf("no state events for hv2 during the noise: did the agent read 80 ± 3 °C at all?")
+	}
+	j := e.waitState(id, time.Duration(ticks)*time.Second, finished, "finished")
+	if j.State != slurm.JobCompleted || j.ExitCode != 0 {
+		t.Errorf("job %d ended %s with exit code %d, want COMPLETED 0", id, j.State, j.ExitCode)
+	}
+	gap, err := e.ticks.check(id, 0, ticks)
+	if err != nil {
+		t.Error(err)
+	}
+	t.Logf("noise %v: %d readings %d..%d °C (%d at or above 80), %d state events, %d prediction events for hv2, %d migrations of %s; job %d: %d ticks, largest gap %v",
+		noise, readings, lo, hi, above, states, predictions, moves, vn, id, len(e.ticks.of(id, 0)), gap.Round(time.Millisecond))
+	r.set("noise", map[string]any{
+		"seconds": noise.Seconds(), "seed": seed, "readings": readings, "min_c": lo, "max_c": hi, "readings_at_or_above_warning": above,
+		"state_events": states, "prediction_events": predictions, "migrations": moves, "vnode": vn, "job": id,
+		"ticks": len(e.ticks.of(id, 0)), "max_tick_gap_s": gap.Seconds(),
+	})
 }

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/drover-hpc/drover/internal/config"
+	"github.com/drover-hpc/drover/internal/hostlist"
+	"github.com/drover-hpc/drover/internal/slurm"
 	"github.com/drover-hpc/drover/internal/store"
 	"github.com/drover-hpc/drover/internal/testenv"
 	"github.com/drover-hpc/drover/internal/virt"
@@ -310,4 +312,225 @@ func median(xs []float64) float64 {
 func round(x float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(x*p) / p
+}
+
+// unfinished is a vnode's unfinished journal row: its id and phase, or 0 and "" when none.
+func (e *env) unfinished(ctx context.Context, vnode string) (int64, string) {
+	var id int64
+	var phase string
+	err := e.pool.QueryRow(ctx, `SELECT id, phase FROM migrations
+	                             WHERE vnode = $1 AND phase NOT IN ('done', 'failed', 'rolled_back')`, vnode).Scan(&id, &phase)
+	if err != nil {
+		return 0, ""
+	}
+	return id, phase
+}
+
+// lastMoved is when the vnode's newest journal row was created; zero when it has none.
+func (e *env) lastMoved(ctx context.Context, vnode string) time.Time {
+	var at *time.Time
+	if err := e.pool.QueryRow(ctx, `SELECT max(created_at) FROM migrations WHERE vnode = $1`, vnode).Scan(&at); err != nil {
+		e.t.Fatalf("journal of %s: %v", vnode, err)
+	}
+	if at == nil {
+		return time.Time{}
+	}
+	return *at
+}
+
+// coolVnode picks the vnode moved longest ago (never moved first). drover server leaves a vnode
+// moved within control.cooldown alone unless its host is critical, so a test of the control loop
+// needs one moved longer ago than that; it fails when there is none.
+func (e *env) coolVnode(ctx context.Context) string {
+	e.t.Helper()
+	cfg := testenv.Config(e.t)
+	names, err := hostlist.Expand(cfg.Vnodes.Nodes)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	best, bestAt := "", time.Now()
+	for _, n := range names {
+		if at := e.lastMoved(ctx, n); best == "" || at.Before(bestAt) {
+			best, bestAt = n, at
+		}
+	}
+	if !bestAt.IsZero() && time.Since(bestAt) < cfg.Control.Cooldown {
+		e.t.Fatalf("every vnode of %s was migrated within control.cooldown (%v; the least recent, %s, %v ago): drover server would not move it ahead of a breach; wait or lower control.cooldown",
+			cfg.Vnodes.Nodes, cfg.Control.Cooldown, best, time.Since(bestAt).Round(time.Second))
+	}
+	return best
+}
+
+// submitTo sends a tick job (n ticks, one a second) to the migratable partition, on vnode when
+// set, and cancels it if the test ends first.
+func (e *env) submitTo(name, vnode string, n int, limit time.Duration) int {
+	e.t.Helper()
+	res, err := e.rest.Submit(context.Background(), slurm.SubmitRequest{
+		Name: name, Partition: "migratable", Script: "#!/bin/bash\n" + tickScript(e.ticks.addr(), n), Nodes: 1, Tasks: 1,
+		NodeList: vnode, WorkDir: "/tmp", StdOut: "/tmp/" + name + "-%j.out", TimeLimit: limit,
+	})
+	if err != nil {
+		e.t.Fatalf("submit %s: %v", name, err)
+	}
+	id := res.JobID
+	e.t.Cleanup(func() { _ = e.rest.Cancel(context.Background(), id) })
+	return int(id)
+}
+
+// hotUntilPlaced makes Slurm boot vnode for a tick job on hv: vnode is powered down, the other
+// hypervisor's BMC reads hot (88 °C, 850 W) while the job's vnode is resumed and placed, and cool
+// again (45 °C, 300 W) once its VM runs. A test of the control loop must not move the vnode there
+// itself: a moved vnode sits out control.cooldown. It returns the job's id once the job ticks.
+func (e *env) hotUntilPlaced(t *testing.T, ctx context.Context, vnode, hv, name string, ticks int, limit time.Duration) int {
+	t.Helper()
+	e.powerDownAll(vnode)
+	hot := other(hv)
+	var id int
+	t.Run("place-on-"+hv, func(t *testing.T) { // holds the other BMC only while placing
+		testenv.LockBMC(t, hot)
+		t.Cleanup(func() {
+			testenv.Script(t, "sensor", hot, "cpu", "45")
+			testenv.Script(t, "sensor", hot, "power", "300")
+		})
+		testenv.Script(t, "sensor", hv, "cpu", "45") // hv's own BMC: the caller holds it
+		testenv.Script(t, "sensor", hot, "cpu", "88")
+		testenv.Script(t, "sensor", hot, "power", "850")
+		e.waitTemp(t, ctx, hot, 30*time.Second, func(c float64) bool { return c >= 88 }, "at least 88 °C")
+		id = e.submitTo(name, vnode, ticks, limit)
+		deadline := time.Now().Add(4 * time.Minute)
+		for {
+			if v, err := e.st.GetVnode(ctx, vnode); err == nil && v.Hypervisor != "" && v.State != "absent" && v.State != "failed" {
+				if v.Hypervisor != hv {
+					t.Fatalf("vnode %s of job %d was placed on %s although %s read hot; want %s (drover explain %s)", vnode, id, v.Hypervisor, hot, hv, vnode)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("vnode %s of job %d not running within 4 minutes", vnode, id)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	e.ticks.waitTick(t, id, 0, 1, 3*time.Minute)
+	return id
+}
+
+// waitTemp waits until the agents' newest reading of hv's hottest sensor satisfies ok.
+func (e *env) waitTemp(t *testing.T, ctx context.Context, hv string, timeout time.Duration, ok func(float64) bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var c *float64
+		err := e.pool.QueryRow(ctx, `SELECT k.temp_max_celsius FROM host_kpi_now k JOIN hypervisors h ON h.id = k.hypervisor_id
+		                             WHERE h.name = $1 AND k.ts > now() - interval '10 seconds'`, hv).Scan(&c)
+		if err == nil && c != nil && ok(*c) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent's readings of %s did not show %s within %v (last %v, %v): is `scripts/testbed status` all up?", hv, what, timeout, deref(c), err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// hostHealth is hv's current health as drover records it (host_health).
+func (e *env) hostHealth(ctx context.Context, hv string) string {
+	var s string
+	_ = e.pool.QueryRow(ctx, `SELECT hh.state FROM host_health hh JOIN hypervisors h ON h.id = hh.hypervisor_id WHERE h.name = $1`, hv).Scan(&s)
+	return s
+}
+
+// domainsOf lists, per hypervisor, the libvirt domains called name.
+func domainsOf(t *testing.T, ctx context.Context, conns *migrate.Pool, hvs []config.Hypervisor, name string) map[string]virt.Domain {
+	t.Helper()
+	out := map[string]virt.Domain{}
+	for _, h := range hvs {
+		c, err := conns.Conn(ctx, h.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := c.Lookup(ctx, name)
+		switch {
+		case errors.Is(err, virt.ErrNoDomain):
+		case err != nil:
+			t.Fatalf("%s: %v", h.Name, err)
+		default:
+			out[h.Name] = d
+		}
+	}
+	return out
+}
+
+// contiguous checks that a task's ticks so far are 1..n in order and returns n and the largest gap.
+func (l *listener) contiguous(job, task int) (int, time.Duration, error) {
+	ts := l.of(job, task)
+	var gap time.Duration
+	for i, tk := range ts {
+		if tk.n != i+1 {
+			return i, gap, fmt.Errorf("job %d task %d: tick %d arrived as number %d (out of order or lost)", job, task, tk.n, i+1)
+		}
+		if i > 0 {
+			gap = max(gap, tk.at.Sub(ts[i-1].at))
+		}
+	}
+	return len(ts), gap, nil
+}
+
+// serverPID is drover server's pid from the testbed's pid file.
+func serverPID(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.Config(t).Testbed.Dir, "drover", "server.pid"))
+	if err != nil {
+		t.Fatalf("drover server's pid file: %v (scripts/testbed up drover)", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		t.Fatalf("drover server's pid file holds %q", b)
+	}
+	return pid
+}
+
+// alive reports whether pid is a live, non-zombie process.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z")
+}
+
+// restartServer runs `scripts/testbed up drover`, which starts drover server again (and waits
+// until it leads and the agents report), with the environment the testbed was started with:
+// none of this test's DROVER_ settings leak into the server.
+func restartServer(t *testing.T) {
+	t.Helper()
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "DROVER_") && k != "DROVER_TESTBED_DIR" && !strings.HasPrefix(k, "DROVER_TB_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	cmd := exec.Command(filepath.Join(testenv.RepoRoot(), "scripts", "testbed"), "up", "drover")
+	cmd.Env = env
+	cmd.Dir = testenv.RepoRoot()
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("scripts/testbed up drover did not finish within 2 minutes:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("scripts/testbed up drover: %v\n%s", err, out)
+	}
 }
