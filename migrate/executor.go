@@ -257,17 +257,27 @@ func (r *run) migrate(ctx context.Context) error {
 
 // transfer runs libvirt's migration and journals "transferring" when the first bytes move.
 func (r *run) transfer(ctx context.Context, uri string) (virt.MigrateResult, error) {
-	mctx, cancel := context.WithTimeout(ctx, r.set.Timeout)
+	timeout := r.set.Timeout
+	var deadline time.Duration
+	if r.set.TimeoutAction == virt.DeadlinePostCopy {
+		// at the timeout libvirt switches to post-copy, which cannot be cancelled: the context
+		// only guards against a migration that hangs even then
+		deadline, timeout = r.set.Timeout, 2*r.set.Timeout
+	}
+	mctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	firstByte := make(chan virt.Progress, 1)
 	var once sync.Once
 	opts := virt.MigrateOptions{
-		URI:              uri,
-		MaxDowntime:      r.set.MaxDowntime,
-		BandwidthMiBs:    uint64(r.set.BandwidthMiBs),
-		AutoConverge:     r.set.AutoConverge,
-		PostCopyAfter:    r.set.PostCopyAfter,
-		ProgressInterval: r.e.interval,
+		URI:               uri,
+		MaxDowntime:       r.set.MaxDowntime,
+		BandwidthMiBs:     uint64(r.set.BandwidthMiBs),
+		AutoConverge:      r.set.AutoConverge,
+		PostCopyAfter:     r.set.PostCopyAfter,
+		PostCopyWhenStuck: r.set.PostCopyWhenStuck,
+		Deadline:          deadline,
+		OnDeadline:        virt.DeadlinePostCopy,
+		ProgressInterval:  r.e.interval,
 		Progress: func(p virt.Progress) {
 			if p.DataProcessed > 0 {
 				once.Do(func() {
@@ -314,7 +324,8 @@ func (r *run) switchedOver(jctx context.Context, res virt.MigrateResult, late bo
 		_ = r.setPhase(jctx, PhaseTransferring, "", map[string]any{"first_byte_ms": res.FirstProgress.Milliseconds(), "late": true})
 	}
 	_ = r.setPhase(jctx, PhaseSwitchingOver, "", map[string]any{
-		"downtime_ms": res.Downtime.Milliseconds(), "qemu_ms": res.Elapsed.Milliseconds(), "libvirt_error": late})
+		"downtime_ms": res.Downtime.Milliseconds(), "qemu_ms": res.Elapsed.Milliseconds(), "libvirt_error": late,
+		"post_copy": res.PostCopy, "post_copy_why": res.PostCopyWhy})
 	figures := store.MigrationFigures{Total: res.Elapsed, Downtime: res.Downtime, BytesTotal: int64(res.DataTotal),
 		BytesProcessed: int64(res.DataProcessed), Iterations: int(res.Iterations)}
 	if err := write(jctx, func(ctx context.Context) error { return r.e.st.SetMigrationFigures(ctx, r.id, figures) }); err != nil {

@@ -119,6 +119,8 @@ func params(s config.Migration, uri, serial string) map[string]any {
 		"bandwidth_mibs":     s.BandwidthMiBs,
 		"auto_converge":      s.AutoConverge,
 		"post_copy_after_ms": s.PostCopyAfter.Milliseconds(),
+		"post_copy_stuck":    s.PostCopyWhenStuck,
+		"timeout_action":     s.TimeoutAction,
 		"timeout_ms":         s.Timeout.Milliseconds(),
 		"verify_for_ms":      s.VerifyFor.Milliseconds(),
 		"migration_uri":      uri,

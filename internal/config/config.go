@@ -108,8 +108,14 @@ type Migration struct {
 	BandwidthMiBs int           `mapstructure:"bandwidth_mibs"`  // 0: unlimited
 	AutoConverge  bool          `mapstructure:"auto_converge"`   // throttle vCPUs that dirty faster than the link
 	PostCopyAfter time.Duration `mapstructure:"post_copy_after"` // 0: never switch to post-copy
-	Timeout       time.Duration `mapstructure:"timeout"`         // abort a migration that runs longer
-	VerifyFor     time.Duration `mapstructure:"verify_for"`      // watch the guest this long on the destination
+	// PostCopyWhenStuck switches to post-copy as soon as pre-copy cannot converge (the guest
+	// dirties memory about as fast as it is sent, or the data left stops shrinking).
+	PostCopyWhenStuck bool          `mapstructure:"post_copy_when_stuck"`
+	Timeout           time.Duration `mapstructure:"timeout"` // pre-copy may run this long; then TimeoutAction
+	// TimeoutAction: abort (the guest stays on the source) or postcopy (it finishes on the
+	// destination, pulling the pages it still lacks).
+	TimeoutAction string        `mapstructure:"timeout_action"`
+	VerifyFor     time.Duration `mapstructure:"verify_for"` // watch the guest this long on the destination
 	// MaxPerHypervisor bounds the unfinished migrations touching one hypervisor, outgoing and
 	// incoming together; MaxConcurrent bounds them cluster-wide. 0 takes the default (1 and 2).
 	MaxPerHypervisor int `mapstructure:"max_per_hypervisor"`
@@ -142,6 +148,9 @@ func Defaults() Config {
 			MaxDowntime: 50 * time.Millisecond,
 			Timeout:     10 * time.Minute,
 			VerifyFor:   2500 * time.Millisecond,
+
+			PostCopyWhenStuck: true,
+			TimeoutAction:     "abort",
 
 			MaxPerHypervisor: 1,
 			MaxConcurrent:    2,

@@ -88,6 +88,9 @@ func (c *Config) Validate() error {
 		bad("migration", "max_per_hypervisor and max_concurrent must not be negative (got %d, %d)",
 			c.Migration.MaxPerHypervisor, c.Migration.MaxConcurrent)
 	}
+	if a := c.Migration.TimeoutAction; a != "abort" && a != "postcopy" {
+		bad("migration.timeout_action", "%q is neither abort nor postcopy", a)
+	}
 	c.validateAgent(bad)
 	c.validateServer(bad)
 	c.validateControl(bad)

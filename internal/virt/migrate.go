@@ -24,6 +24,14 @@ type MigrateOptions struct {
 	// PostCopyAfter, when positive, enables post-copy and switches to it if pre-copy has not
 	// finished after this long (the guest then runs on the destination and pulls missing pages).
 	PostCopyAfter time.Duration
+	// PostCopyWhenStuck enables post-copy and switches to it as soon as pre-copy cannot converge:
+	// the guest dirties memory about as fast as it is sent, or the data left stops shrinking.
+	PostCopyWhenStuck bool
+	// Deadline, when positive, bounds pre-copy; OnDeadline says what happens then: DeadlineAbort
+	// (the default) cancels the migration and the guest stays on the source, DeadlinePostCopy
+	// switches to post-copy so it finishes on the destination.
+	Deadline   time.Duration
+	OnDeadline string
 	// Progress, if set, is called from a separate goroutine about every ProgressInterval.
 	Progress         func(Progress)
 	ProgressInterval time.Duration // default 250 ms
@@ -50,8 +58,16 @@ type MigrateResult struct {
 	DataProcessed uint64
 	Iterations    uint64
 	PostCopy      bool
+	// PostCopyWhy says what made it switch to post-copy: "after 30s", "stuck: …", "deadline".
+	PostCopyWhy   string
 	FirstProgress time.Duration // from the call until the source first reported bytes sent
 }
+
+// What MigrateOptions.OnDeadline can ask for.
+const (
+	DeadlineAbort    = "abort"
+	DeadlinePostCopy = "postcopy"
+)
 
 // MigrateLive moves the running domain name from c to dst while it runs (pre-copy; post-copy
 // when PostCopyAfter says so). A persistent domain stays defined on the destination only. If ctx
@@ -78,8 +94,8 @@ func (c *Conn) MigrateLive(ctx context.Context, name string, dst *Conn, opts Mig
 		if opts.AutoConverge {
 			flags |= libvirt.MIGRATE_AUTO_CONVERGE
 		}
-		if opts.PostCopyAfter > 0 {
-			flags |= libvirt.MIGRATE_POSTCOPY
+		if opts.PostCopyAfter > 0 || opts.PostCopyWhenStuck || opts.OnDeadline == DeadlinePostCopy {
+			flags |= libvirt.MIGRATE_POSTCOPY // enables the switch; pre-copy runs first either way
 		}
 		if opts.MaxDowntime > 0 {
 			if err := dom.MigrateSetMaxDowntime(uint64(opts.MaxDowntime/time.Millisecond), 0); err != nil {
@@ -111,6 +127,12 @@ func (c *Conn) MigrateLive(ctx context.Context, name string, dst *Conn, opts Mig
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		postCopy, aborted := false, false
+		conv := newConvergence()
+		switchTo := func(why string) {
+			if err := dom.MigrateStartPostCopy(0); err == nil {
+				postCopy, res.PostCopyWhy = true, why
+			}
+		}
 		for {
 			select {
 			case o := <-done:
@@ -149,11 +171,23 @@ func (c *Conn) MigrateLive(ctx context.Context, name string, dst *Conn, opts Mig
 				if res.FirstProgress == 0 && p.DataProcessed > 0 {
 					res.FirstProgress = time.Since(start)
 				}
-				if opts.PostCopyAfter > 0 && !postCopy && p.Elapsed >= opts.PostCopyAfter {
-					if err := dom.MigrateStartPostCopy(0); err == nil {
-						postCopy = true
+				switch {
+				case postCopy || aborted:
+				case opts.Deadline > 0 && p.Elapsed >= opts.Deadline:
+					if opts.OnDeadline == DeadlinePostCopy {
+						switchTo(fmt.Sprintf("deadline: pre-copy ran %v", opts.Deadline))
+					} else {
+						aborted = true
+						_ = dom.AbortJob()
+					}
+				case opts.PostCopyAfter > 0 && p.Elapsed >= opts.PostCopyAfter:
+					switchTo(fmt.Sprintf("after %v", opts.PostCopyAfter))
+				case opts.PostCopyWhenStuck:
+					if stuck, why := conv.stuck(p, js.MemPageSize); stuck {
+						switchTo("stuck: " + why)
 					}
 				}
+				p.PostCopy = postCopy
 				if opts.Progress != nil {
 					opts.Progress(p)
 				}
@@ -164,7 +198,13 @@ func (c *Conn) MigrateLive(ctx context.Context, name string, dst *Conn, opts Mig
 		if ctx.Err() != nil {
 			return res, c.wrap(op, fmt.Errorf("aborted: %w", ctx.Err()))
 		}
+		if opts.Deadline > 0 && opts.OnDeadline != DeadlinePostCopy && res.Wall >= opts.Deadline {
+			return res, c.wrap(op, fmt.Errorf("aborted at the deadline: pre-copy did not finish within %v: %w", opts.Deadline, ErrDeadline))
+		}
 		return res, err
 	}
 	return res, nil
 }
+
+// ErrDeadline: a migration was cancelled because pre-copy ran past MigrateOptions.Deadline.
+var ErrDeadline = errors.New("migration deadline passed")

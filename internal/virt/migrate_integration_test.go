@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,4 +105,47 @@ func TestTestbedMigrateLive(t *testing.T) {
 	if d := find(t, ctx, c2, name); d != nil {
 		t.Fatalf("after abort: present on destination: %+v", d)
 	}
+}
+
+// A guest that dirties memory faster than the capped link can send it never converges in
+// pre-copy: with PostCopyWhenStuck the migration switches to post-copy and completes, and the
+// guest lives on. With a deadline and the abort action, the same migration is cancelled at the
+// deadline and the guest stays on the source.
+func TestTestbedPostCopyWhenStuck(t *testing.T) {
+	cfg := testenv.Config(t)
+	c1, c2 := connect(t, cfg, cfg.Hypervisors[0]), connect(t, cfg, cfg.Hypervisors[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	// 64 MiB dirtied at 48 MiB/s over a 16 MiB/s link
+	name, serial := startGuest(t, ctx, []*virt.Conn{c1, c2}, 256, "dirty_mb=64 dirty_rate=48")
+	waitHeartbeat(t, serial, 2, 90*time.Second)
+
+	_, err := c1.MigrateLive(ctx, name, c2, virt.MigrateOptions{
+		URI: cfg.Hypervisors[1].MigrationURI, BandwidthMiBs: 16, MaxDowntime: 50 * time.Millisecond,
+		Deadline: 3 * time.Second, OnDeadline: virt.DeadlineAbort,
+	})
+	if !errors.Is(err, virt.ErrDeadline) {
+		t.Fatalf("deadline with abort: err = %v, want ErrDeadline", err)
+	}
+	if d := find(t, ctx, c1, name); d == nil || !d.Running() {
+		t.Fatalf("after the deadline: not running on the source: %+v", d)
+	}
+
+	res, err := c1.MigrateLive(ctx, name, c2, virt.MigrateOptions{
+		URI: cfg.Hypervisors[1].MigrationURI, BandwidthMiBs: 16, MaxDowntime: 50 * time.Millisecond,
+		PostCopyWhenStuck: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stuck pre-copy: wall %v, qemu %v, downtime %v, %d MiB sent, %d iterations, post-copy %v (%s)",
+		res.Wall.Round(time.Millisecond), res.Elapsed, res.Downtime, res.DataProcessed>>20, res.Iterations, res.PostCopy, res.PostCopyWhy)
+	if !res.PostCopy || !strings.HasPrefix(res.PostCopyWhy, "stuck: ") {
+		t.Errorf("post-copy %v (%q), want a switch because pre-copy was stuck", res.PostCopy, res.PostCopyWhy)
+	}
+	if d := find(t, ctx, c2, name); d == nil || !d.Running() {
+		t.Fatalf("not running on the destination after post-copy: %+v", d)
+	}
+	n, _ := waitHeartbeat(t, serial, 0, time.Second)
+	waitHeartbeat(t, serial, n+2, 15*time.Second)
 }
