@@ -44,7 +44,7 @@ type VM struct {
 type RebalanceConfig struct {
 	Aggressiveness   int           // 1 only evacuations … 5 most eager (default 2)
 	Horizon          time.Duration // a breach predicted within it evacuates now (default 15m)
-	Cooldown         time.Duration // a vnode moved more recently is left alone (default 10m; critical hosts ignore it)
+	Cooldown         time.Duration // a vnode moved more recently is left alone (default 10m; critical and draining hosts ignore it)
 	MaxMovesPerCycle int           // rebalancing + consolidation moves per plan (default 2)
 	MaxMovesPerHost  int           // of those, per hypervisor in or out (default 1)
 	// Hysteresis is the score gain (0–100 points) a rebalancing move must exceed at
@@ -482,7 +482,8 @@ func (pl *planner) evacuate(src evacSource) {
 		if !src.critical && src.reason == MoveEvacuation {
 			until = deadline
 		}
-		if code, why := pl.movable(vm, est, until, src.critical); code != "" {
+		// an operator's drain and a critical host do not wait for the cooldown
+		if code, why := pl.movable(vm, est, until, src.critical || src.reason == MoveDrain); code != "" {
 			pl.skip(vm, code, src.why+", but "+why)
 			continue
 		}

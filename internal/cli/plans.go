@@ -58,8 +58,18 @@ func (a *app) controlConfig(instance string) server.ControlConfig {
 // returned close function.
 func (a *app) controller(pool *pgxpool.Pool, pipe *scheduler.Pipeline, instance string, log zerolog.Logger) (*server.Controller, func(), error) {
 	conns := migrate.NewPool(a.cfg.Hypervisors, a.cfg.Libvirt.ConnectTimeout)
-	ex := migrate.New(a.cfg.Migration, store.New(pool), conns, log)
-	c, err := server.NewController(a.controlConfig(instance), pool, pipe, ex, slurm.NewScontrol(a.cfg.Slurm), log)
+	// progress every 100 ms: a small guest's transfer can end within the default 250 ms, and the
+	// first byte is then only journaled when libvirt returns
+	ex := migrate.New(a.cfg.Migration, store.New(pool), conns, log, migrate.WithProgressInterval(100*time.Millisecond))
+	cc := a.controlConfig(instance)
+	cc.Warm = func(ctx context.Context) { // connect before the first evacuation needs it
+		for _, h := range a.cfg.Hypervisors {
+			if _, err := conns.Conn(ctx, h.Name); err != nil && ctx.Err() == nil {
+				log.Warn().Str("hypervisor", h.Name).Err(err).Msg("connect to libvirt (the migration executor retries when it needs it)")
+			}
+		}
+	}
+	c, err := server.NewController(cc, pool, pipe, ex, slurm.NewScontrol(a.cfg.Slurm), log)
 	if err != nil {
 		_ = conns.Close()
 		return nil, nil, err

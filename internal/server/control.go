@@ -72,6 +72,9 @@ type ControlConfig struct {
 	SerialLog func(vnode string) string
 	// Instance names this process in plans and logs.
 	Instance string
+	// Warm, when set, is called (in the background) when the loop starts leading, e.g. to open
+	// the executor's libvirt connections so that the first evacuation does not wait for them.
+	Warm func(ctx context.Context)
 }
 
 // DefaultControlPeriod is how often the loop runs without events.
@@ -179,6 +182,10 @@ func (c *Controller) lead(ctx context.Context, v view) {
 	defer c.wg.Wait()
 	c.log.Info().Str("mode", c.cfg.Mode).Int("aggressiveness", c.cfg.Rebalance.Aggressiveness).Dur("period", c.cfg.Period).
 		Msg("control loop leading")
+	if c.cfg.Warm != nil {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.cfg.Warm(ctx) }()
+	}
 	c.reconcile(ctx, true)
 	t := time.NewTicker(c.cfg.Period)
 	defer t.Stop()

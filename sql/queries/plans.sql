@@ -36,8 +36,11 @@ ORDER BY h.name, e.ts DESC, e.id DESC;
 
 -- name: RecordControl
 -- What the control loop knows about migration $1: the health event that triggered it ($2, NULL
--- for none), when the loop decided ($3) and the plan it belongs to ($4, NULL for none). Returns
--- the milliseconds from the event and from the decision to the first byte (NULL when unknown).
+-- for none), when the loop decided ($3) and the plan it belongs to ($4, NULL for none), with the
+-- milliseconds from the event to the first byte and to the hand-over to libvirt (started_at).
+-- Returns the milliseconds from the event and from the decision to the first byte (NULL when
+-- unknown). first_byte_at is the executor's first progress reading with data: on a transfer
+-- shorter than its progress interval it is only journaled once libvirt returns.
 UPDATE migrations m
 SET plan_id = coalesce($4::bigint, m.plan_id),
     params = m.params || jsonb_strip_nulls(jsonb_build_object(
@@ -45,6 +48,7 @@ SET plan_id = coalesce($4::bigint, m.plan_id),
         'trigger_event_at', e.ts,
         'decided_at', $3::timestamptz,
         'trigger_to_first_byte_ms', extract(epoch FROM m.first_byte_at - e.ts) * 1000,
+        'trigger_to_started_ms', extract(epoch FROM m.started_at - e.ts) * 1000,
         'decided_to_first_byte_ms', extract(epoch FROM m.first_byte_at - $3::timestamptz) * 1000))
 FROM (SELECT NULL::int) AS dummy
 LEFT JOIN health_events e ON e.id = $2::bigint
