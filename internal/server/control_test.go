@@ -168,30 +168,35 @@ func (b *ctlBed) runsOn(t *testing.T, ctx context.Context, want string) {
 	}
 }
 
-// migrationDone waits for the guest's n-th migration to end and returns it with its params.
+// migrationDone waits for the guest's n-th migration to end and for the control loop to record
+// its data (decided_at, written once Migrate returns), and returns it with its params.
 func (b *ctlBed) migrationDone(t *testing.T, ctx context.Context, n int, timeout time.Duration) (store.Migration, map[string]any) {
 	t.Helper()
 	var m store.Migration
-	waitFor(t, fmt.Sprintf("migration %d of %s to end", n, b.vnode), timeout, func() bool {
+	params := map[string]any{}
+	waitFor(t, fmt.Sprintf("migration %d of %s to end and be recorded", n, b.vnode), timeout, func() bool {
 		ms, err := b.st.MigrationsOfVnode(ctx, b.vnode)
 		if err != nil || len(ms) < n {
 			return false
 		}
 		m = ms[n-1]
-		return m.Phase == "done" || m.Phase == "failed" || m.Phase == "rolled_back"
+		if m.Phase != "done" && m.Phase != "failed" && m.Phase != "rolled_back" {
+			return false
+		}
+		var raw []byte
+		var plan *int64
+		if err := b.pool.QueryRow(ctx, `SELECT params, plan_id FROM migrations WHERE id = $1`, m.ID).Scan(&raw, &plan); err != nil {
+			t.Fatal(err)
+		}
+		clear(params)
+		if err := json.Unmarshal(raw, &params); err != nil {
+			t.Fatal(err)
+		}
+		if plan != nil {
+			params["plan_id"] = float64(*plan)
+		}
+		return params["decided_at"] != nil
 	})
-	var raw []byte
-	var plan *int64
-	if err := b.pool.QueryRow(ctx, `SELECT params, plan_id FROM migrations WHERE id = $1`, m.ID).Scan(&raw, &plan); err != nil {
-		t.Fatal(err)
-	}
-	params := map[string]any{}
-	if err := json.Unmarshal(raw, &params); err != nil {
-		t.Fatal(err)
-	}
-	if plan != nil {
-		params["plan_id"] = float64(*plan)
-	}
 	return m, params
 }
 
@@ -398,5 +403,137 @@ func TestControlLoopRecommendAndApprove(t *testing.T) {
 	// reject: only pending plans
 	if err := c.Reject(ctx, stale, "tester", "no"); !errors.Is(err, store.ErrPlanDecided) {
 		t.Errorf("reject of a stale plan: err = %v, want ErrPlanDecided", err)
+	}
+}
+
+// fakeMigrator blocks each Migrate until its context ends, as a long transfer would, and counts
+// calls per owner.
+type fakeMigrator struct {
+	name    string
+	mu      sync.Mutex
+	started []string
+	aborted []string
+	recon   int
+	running chan string
+}
+
+func (f *fakeMigrator) Migrate(ctx context.Context, req migrate.Request, _ func(migrate.Event)) (migrate.Result, error) {
+	f.mu.Lock()
+	f.started = append(f.started, req.VNode+"→"+req.To+" ("+req.Reason+")")
+	f.mu.Unlock()
+	f.running <- f.name
+	<-ctx.Done()
+	f.mu.Lock()
+	f.aborted = append(f.aborted, req.VNode)
+	f.mu.Unlock()
+	return migrate.Result{VNode: req.VNode, To: req.To}, &migrate.Error{VNode: req.VNode, To: req.To, Err: migrate.ErrAborted}
+}
+
+func (f *fakeMigrator) Reconcile(context.Context) ([]migrate.Finding, error) {
+	f.mu.Lock()
+	f.recon++
+	f.mu.Unlock()
+	return nil, nil
+}
+
+func (f *fakeMigrator) counts() (started, aborted, recon int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.started), len(f.aborted), f.recon
+}
+
+// Two servers with control loops on one database: only the leader moves the vnode of a critical
+// host; when it stops, its migration is aborted before it lets go, and the other server takes
+// over, reconciles first, then moves the vnode itself. No libvirt is needed: the executor is a
+// fake that runs until cancelled.
+func TestControlLoopOnlyLeaderActs(t *testing.T) {
+	_, pool := testenv.MigratedSchema(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO hypervisors (name, uri, cpus, memory_mib) VALUES ('hv-a', 'qemu+tcp://a/system', 8, 16384), ('hv-b', 'qemu+tcp://b/system', 8, 16384)`,
+		`INSERT INTO host_kpi_now (hypervisor_id, ts, load1) SELECT id, now(), 0.5 FROM hypervisors`,
+		`INSERT INTO vnodes (name, cpus, memory_mib, state, hypervisor_id) SELECT 'vn1', 1, 512, 'running', id FROM hypervisors WHERE name = 'hv-a'`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	running := make(chan string, 4)
+	pipe, err := scheduler.NewPipeline(scheduler.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	migs := map[string]*fakeMigrator{}
+	stops := map[string]context.CancelFunc{}
+	servers := map[string]*server.Server{}
+	for _, name := range []string{"a", "b"} {
+		f := &fakeMigrator{name: name, running: running}
+		c, err := server.NewController(server.ControlConfig{Period: 500 * time.Millisecond, Instance: name,
+			Rebalance: scheduler.RebalanceConfig{Aggressiveness: 1}}, pool, pipe, f, nil, zerolog.New(zerolog.NewTestWriter(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := server.New(server.Config{Listen: "127.0.0.1:0", Token: token, Instance: name, Refresh: 200 * time.Millisecond, Control: c},
+			pool, scheduler.LeastLoaded{}, zerolog.New(zerolog.NewTestWriter(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.Run(rctx) }()
+		stop := func() { cancel(); <-done }
+		var once sync.Once
+		stops[name] = func() { once.Do(stop) }
+		t.Cleanup(stops[name])
+		migs[name], servers[name] = f, s
+	}
+	waitFor(t, "a leader", 10*time.Second, func() bool { return servers["a"].Leading() || servers["b"].Leading() })
+	leader, follower := "a", "b"
+	if servers["b"].Leading() {
+		leader, follower = "b", "a"
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO health_events (hypervisor_id, sensor, kind, from_state, to_state)
+	    SELECT id, 'cpu_temp', 'state', 'ok', 'critical' FROM hypervisors WHERE name = 'hv-a'`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case who := <-running:
+		if who != leader {
+			t.Fatalf("server %s migrated, but %s leads", who, leader)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no migration started within 10 s of hv-a turning critical")
+	}
+	time.Sleep(1500 * time.Millisecond) // more cycles and events: no second start anywhere
+	if s, _, _ := migs[leader].counts(); s != 1 {
+		t.Errorf("leader started %d migrations of vn1, want 1 (in flight)", s)
+	}
+	if s, _, _ := migs[follower].counts(); s != 0 {
+		t.Errorf("follower started %d migrations", s)
+	}
+	if _, _, r := migs[leader].counts(); r < 1 {
+		t.Errorf("leader reconciled %d times, want at least once when it began to lead", r)
+	}
+
+	stops[leader]()
+	if _, a, _ := migs[leader].counts(); a != 1 {
+		t.Errorf("the stopped leader aborted %d migrations, want its 1 in flight", a)
+	}
+	select {
+	case who := <-running:
+		if who != follower {
+			t.Fatalf("server %s migrated after the leader stopped, want %s", who, follower)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the new leader did not take the evacuation over within 15 s")
+	}
+	if _, _, r := migs[follower].counts(); r < 1 {
+		t.Errorf("new leader reconciled %d times before migrating, want at least once", r)
+	}
+	migs[follower].mu.Lock()
+	f := append([]string(nil), migs[follower].started...)
+	migs[follower].mu.Unlock()
+	if len(f) != 1 || f[0] != "vn1→hv-b (evacuation)" {
+		t.Errorf("new leader started %q", f)
 	}
 }
