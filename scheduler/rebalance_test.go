@@ -408,3 +408,32 @@ func TestPressureAndUse(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRebalance plans on synthetic clusters with four vnodes per host and one host critical:
+// the planner's share of the time from a health event to the first migration.
+func BenchmarkRebalance(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			syn := NewSynthetic(n, 1, t0)
+			hosts := append([]Host(nil), syn.Hosts...)
+			hosts[0].Health = "critical"
+			var vms []VM
+			for i, h := range hosts {
+				for k := 0; k < 4; k++ {
+					vms = append(vms, VM{VNode: fmt.Sprintf("vn%d-%d", i, k), Host: h.Name, CPUs: 1, MemoryMiB: 1024})
+				}
+			}
+			p, err := NewPipeline(Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := RebalanceConfig{Aggressiveness: 3}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := p.Rebalance(hosts, vms, cfg, t0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
