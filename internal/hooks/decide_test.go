@@ -13,6 +13,9 @@ import (
 	"github.com/drover-hpc/drover/internal/config"
 	"github.com/drover-hpc/drover/internal/server"
 	"github.com/drover-hpc/drover/internal/slurm"
+	"github.com/drover-hpc/drover/internal/store"
+	"github.com/drover-hpc/drover/internal/testenv"
+	"github.com/drover-hpc/drover/internal/vnode"
 	"github.com/drover-hpc/drover/scheduler"
 )
 
@@ -98,5 +101,36 @@ func TestDecideAsksTheServer(t *testing.T) {
 	fs.d = scheduler.Decision{Reason: "no hypervisor fits"}
 	if d, err := h.decide(context.Background(), req, testHosts()); err != nil || d.Host != "" {
 		t.Errorf("unplaceable: %+v, %v", d, err)
+	}
+}
+
+// job-start records the job's hints, memory and constraint from its Slurm record, so the control
+// loop can honour drover:no-migrate.
+func TestJobStartRecordsHints(t *testing.T) {
+	_, pool := testenv.MigratedSchema(t)
+	cat, err := vnode.NewCatalog(config.Vnodes{}, "qemu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Hooks{Store: store.New(pool), Catalog: cat, Log: zerolog.Nop()}
+	src := fakeJobs{job: slurm.Job{Comment: "nightly drover:no-migrate", MemoryPerNode: 2048, Constraint: "ib", TimeLimit: time.Hour}}
+	ctx := context.Background()
+	if err := h.JobStart(ctx, src, store.Job{ID: 77, Nodes: []string{"vn1"}}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := h.Store.GetJob(ctx, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(j.Hints, []string{HintNoMigrate}) || j.TimeLimit == nil || *j.TimeLimit != time.Hour {
+		t.Errorf("job 77 recorded hints %q, time limit %v", j.Hints, j.TimeLimit)
+	}
+	// a typo'd hint is left out (the resume hook refuses such a job with the word named)
+	src.job.Comment = "drover:no-migrat"
+	if err := h.JobStart(ctx, src, store.Job{ID: 78}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := h.Store.GetJob(ctx, 78); err != nil || len(j.Hints) != 0 {
+		t.Errorf("job 78 (typo): hints %q, %v", j.Hints, err)
 	}
 }

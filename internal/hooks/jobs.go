@@ -10,6 +10,7 @@ import (
 	"github.com/drover-hpc/drover/internal/hostlist"
 	"github.com/drover-hpc/drover/internal/slurm"
 	"github.com/drover-hpc/drover/internal/store"
+	"github.com/drover-hpc/drover/scheduler"
 )
 
 // JobSource looks a job up in Slurm, to learn what the hook environment does not carry (time
@@ -102,6 +103,34 @@ func (h *Hooks) enrich(ctx context.Context, src JobSource, j *store.Job) {
 	if sj.State != "" && sj.State.Finished() {
 		j.State = strings.ToLower(string(sj.State))
 	}
+	if sj.MemoryPerNode > 0 {
+		m := sj.MemoryPerNode
+		j.MemoryMiB = &m
+	}
+	if sj.Constraint != "" {
+		j.Constraints = sj.Constraint
+	}
+	// the control loop reads jobs.hints: drover:no-migrate keeps the job's vnodes where they are
+	hints, err := ParseHints(sj.Comment)
+	if err != nil {
+		h.Log.Warn().Int64("job", j.ID).Err(err).Msg("job comment: hints left out")
+		return
+	}
+	j.Hints = HintWords(hints)
+}
+
+// HintWords lists hints as the words a user writes (drover:spread…), in a fixed order.
+func HintWords(h scheduler.Hints) []string {
+	var out []string
+	for _, w := range []struct {
+		on   bool
+		word string
+	}{{h.Spread, HintSpread}, {h.Pack, HintPack}, {h.NoMigrate, HintNoMigrate}} {
+		if w.on {
+			out = append(out, w.word)
+		}
+	}
+	return out
 }
 
 // JobStart records a job that slurmctld is starting.
