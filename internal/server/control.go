@@ -43,9 +43,10 @@ type Migrator interface {
 	Reconcile(ctx context.Context) ([]migrate.Finding, error)
 }
 
-// Drainer drains a Slurm node; *slurm.Scontrol is one.
+// Drainer drains a Slurm node and resumes it; *slurm.Scontrol is one.
 type Drainer interface {
 	Drain(ctx context.Context, node, reason string) error
+	Resume(ctx context.Context, node string) error
 }
 
 var (
@@ -316,10 +317,11 @@ func (c *Controller) plan(ctx context.Context, v view, now time.Time) (scheduler
 // cycle is one turn of the loop.
 func (c *Controller) cycle(ctx context.Context, v view) error {
 	decided := time.Now()
-	plan, _, err := c.plan(ctx, v, decided)
+	plan, hosts, err := c.plan(ctx, v, decided)
 	if err != nil {
 		return err
 	}
+	c.slurmResume(ctx, hosts)
 	if names, err := c.st.FinishDrains(ctx); err != nil {
 		c.log.Warn().Err(err).Msg("finish drains")
 	} else {
@@ -354,6 +356,51 @@ func (c *Controller) cycle(ctx context.Context, v view) error {
 		c.slurmDrain(ctx, run)
 		c.start(ctx, run, decided)
 	}
+	return nil
+}
+
+// slurmResume resumes in Slurm the hypervisors this loop drained there once they are healthy
+// again: active, health ok, no breach predicted.
+func (c *Controller) slurmResume(ctx context.Context, hosts []scheduler.Host) {
+	if c.drain == nil {
+		return
+	}
+	c.mu.Lock()
+	var healthy []string
+	for _, h := range hosts {
+		if c.slurmed[h.Name] && h.Health == "ok" && h.BreachAt.IsZero() && (h.State == "" || h.State == "active") {
+			healthy = append(healthy, h.Name)
+		}
+	}
+	c.mu.Unlock()
+	if len(healthy) == 0 {
+		return
+	}
+	nodes, err := c.st.HypervisorSlurmNodes(ctx)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("read slurm nodes of hypervisors")
+		return
+	}
+	for _, hv := range healthy {
+		if node, ok := nodes[hv]; ok {
+			if err := c.resumeNode(ctx, hv, node); err != nil {
+				continue // drained it stays; tried again next cycle
+			}
+		}
+		c.mu.Lock()
+		delete(c.slurmed, hv)
+		c.mu.Unlock()
+	}
+}
+
+func (c *Controller) resumeNode(ctx context.Context, hv, node string) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := c.drain.Resume(rctx, node); err != nil {
+		c.log.Warn().Str("hypervisor", hv).Str("slurm_node", node).Err(err).Msg("resume in Slurm")
+		return err
+	}
+	c.log.Info().Str("hypervisor", hv).Str("slurm_node", node).Msg("healthy again: resumed in Slurm")
 	return nil
 }
 
@@ -685,6 +732,18 @@ func (c *Controller) Undrain(ctx context.Context, hv, by string) (string, error)
 	old, err := c.st.SetHypervisorState(ctx, hv, "active", "drover undrain by "+by)
 	if err != nil {
 		return "", err
+	}
+	if c.drain != nil {
+		if nodes, err := c.st.HypervisorSlurmNodes(ctx); err == nil {
+			if node, ok := nodes[hv]; ok {
+				if err := c.resumeNode(ctx, hv, node); err != nil {
+					return old, fmt.Errorf("%s is active for drover, but Slurm did not resume %s: %w (scontrol update NodeName=%s State=RESUME)", hv, node, err, node)
+				}
+			}
+		}
+		c.mu.Lock()
+		delete(c.slurmed, hv)
+		c.mu.Unlock()
 	}
 	c.notify(ctx, hv, "undrain")
 	return old, nil

@@ -212,6 +212,13 @@ func (f *fakeDrainer) Drain(_ context.Context, node, reason string) error {
 	return nil
 }
 
+func (f *fakeDrainer) Resume(_ context.Context, node string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes = append(f.nodes, node+": resumed")
+	return nil
+}
+
 func (f *fakeDrainer) drained() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -302,9 +309,14 @@ func TestControlLoopEvacuatesCriticalHost(t *testing.T) {
 		t.Errorf("Slurm drains = %q, want one of hv1-node for the evacuation", got)
 	}
 
-	// hv1 recovers; hv2 goes into maintenance (KPIs kept fresh: they are stale after 90 s)
+	// hv1 recovers: the loop resumes it in Slurm; hv2 goes into maintenance (KPIs kept fresh:
+	// they are stale after 90 s)
 	b.health(t, ctx, "hv1", "critical", "ok")
 	b.exec(t, ctx, `UPDATE host_kpi_now SET ts = now()`)
+	waitFor(t, "hv1 resumed in Slurm", 20*time.Second, func() bool { return len(drainer.drained()) > 1 })
+	if got := drainer.drained(); len(got) != 2 || got[1] != "hv1-node: resumed" {
+		t.Errorf("Slurm calls = %q, want hv1-node drained then resumed", got)
+	}
 	if _, err := c.Drain(ctx, "hv9", "test"); err == nil || !strings.Contains(err.Error(), "known: [hv1 hv2]") {
 		t.Errorf("drain of an unknown hypervisor: err = %v, want one naming hv1 and hv2", err)
 	}
