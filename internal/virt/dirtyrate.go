@@ -73,31 +73,13 @@ func (c *Conn) StartDirtyRateCalc(ctx context.Context, name string, period time.
 // DirtyRates returns the state of the dirty-rate calculation of the named domains, or of every
 // domain when names is empty, sorted by name, in one libvirt call.
 func (c *Conn) DirtyRates(ctx context.Context, names ...string) ([]DirtyRate, error) {
-	op := "read dirty rates"
 	var out []DirtyRate
-	err := c.call(ctx, op, func() error {
-		var doms []*libvirt.Domain
-		defer func() {
-			for _, d := range doms {
-				_ = d.Free()
-			}
-		}()
-		for _, name := range names {
-			d, err := c.lv.LookupDomainByName(name)
-			if err != nil {
-				return err
-			}
-			doms = append(doms, d)
-		}
+	err := c.withDomains(ctx, "read dirty rates", names, func(doms []*libvirt.Domain) error {
 		records, err := c.lv.GetAllDomainStats(doms, libvirt.DOMAIN_STATS_DIRTYRATE, 0)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			for _, r := range records {
-				_ = r.Domain.Free()
-			}
-		}()
+		defer freeRecords(records)
 		for _, r := range records {
 			name, err := r.Domain.GetName()
 			if err != nil {

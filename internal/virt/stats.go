@@ -32,20 +32,7 @@ func (c *Conn) DomainStats(ctx context.Context, names ...string) ([]DomainStats,
 		op += " of " + quote(names[0])
 	}
 	var out []DomainStats
-	err := c.call(ctx, op, func() error {
-		var doms []*libvirt.Domain
-		defer func() {
-			for _, d := range doms {
-				_ = d.Free()
-			}
-		}()
-		for _, name := range names {
-			d, err := c.lv.LookupDomainByName(name)
-			if err != nil {
-				return err
-			}
-			doms = append(doms, d)
-		}
+	err := c.withDomains(ctx, op, names, func(doms []*libvirt.Domain) error {
 		var err error
 		out, err = c.bulkStats(doms)
 		if errors.Is(err, libvirt.ERR_NO_SUPPORT) {
@@ -63,17 +50,41 @@ func (c *Conn) DomainStats(ctx context.Context, names ...string) ([]DomainStats,
 	return out, nil
 }
 
+// withDomains runs fn, under call, on handles to the named domains, or on nil (every domain, to
+// libvirt's bulk calls) when names is empty, freeing them afterwards.
+func (c *Conn) withDomains(ctx context.Context, op string, names []string, fn func(doms []*libvirt.Domain) error) error {
+	return c.call(ctx, op, func() error {
+		var doms []*libvirt.Domain
+		defer func() {
+			for _, d := range doms {
+				_ = d.Free()
+			}
+		}()
+		for _, name := range names {
+			d, err := c.lv.LookupDomainByName(name)
+			if err != nil {
+				return err
+			}
+			doms = append(doms, d)
+		}
+		return fn(doms)
+	})
+}
+
+// freeRecords frees the domain handles of a bulk statistics call.
+func freeRecords(records []libvirt.DomainStats) {
+	for _, r := range records {
+		_ = r.Domain.Free()
+	}
+}
+
 // bulkStats reads doms (all domains when nil) with virConnectGetAllDomainStats/virDomainListGetStats.
 func (c *Conn) bulkStats(doms []*libvirt.Domain) ([]DomainStats, error) {
 	records, err := c.lv.GetAllDomainStats(doms, statsTypes, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, r := range records {
-			_ = r.Domain.Free()
-		}
-	}()
+	defer freeRecords(records)
 	out := make([]DomainStats, 0, len(records))
 	for _, r := range records {
 		name, err := r.Domain.GetName()
