@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/drover-hpc/drover/internal/slurm"
+	"github.com/drover-hpc/drover/internal/store"
 	"github.com/drover-hpc/drover/internal/testenv"
 )
 
@@ -51,6 +53,7 @@ func TestPFT(t *testing.T) {
 	testenv.Config(t) // skips without a testbed
 	r := &report{res: map[string]any{"test": "pft"}}
 	t.Cleanup(func() { writeResult(t, "e2e-pft", r.res) })
+	t.Run("evacuation", func(t *testing.T) { testEvacuation(t, r) })
 	t.Run("parallel", func(t *testing.T) {
 		t.Run("noise", func(t *testing.T) {
 			t.Parallel()
@@ -282,4 +285,187 @@ func testNoise(t *testing.T, r *report) {
 		"state_events": states, "prediction_events": predictions, "migrations": moves, "vnode": vn, "job": id,
 		"ticks": len(e.ticks.of(id, 0)), "max_tick_gap_s": gap.Seconds(),
 	})
+}
+
+// testEvacuation is (a): a job's VM on hv1, whose CPU warms by 0.5 °C/s (a whole degree every
+// 2 s) from 45 °C toward the 90 °C critical bound. drover server must evacuate the VM (journal
+// reason evacuation) before the reading reaches 90 °C, and the job must complete with every tick.
+// The ramp stops when the VM has left hv1, or fails the test at 100 °C.
+func testEvacuation(t *testing.T, r *report) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	e := setup(t)
+	testenv.LockBMC(t, "hv1")
+	t.Cleanup(func() { testenv.Script(t, "sensor", "hv1", "cpu", "45") })
+	vn := e.coolVnode(ctx)
+	const ticks = 130 // outlasts a ramp to 100 °C (110 s)
+	id := e.hotUntilPlaced(t, ctx, vn, "hv1", "drover-e2e-pft-evac", ticks, 10*time.Minute)
+	e.waitTemp(t, ctx, "hv2", 30*time.Second, func(c float64) bool { return c < 80 }, "below 80 °C")
+	e.waitTemp(t, ctx, "hv1", 30*time.Second, func(c float64) bool { return c < 50 }, "below 50 °C")
+	t.Logf("job %d ticks on %s (hv1); ramping hv1's CPU from 45 °C by 1 °C every 2 s", id, vn)
+
+	const from, crit = 45, 90
+	type step struct {
+		c  int
+		at time.Time
+	}
+	var steps []step
+	var rampStart time.Time
+	if err := e.pool.QueryRow(ctx, `SELECT now()`).Scan(&rampStart); err != nil {
+		t.Fatal(err)
+	}
+	// the first journal row of vn since the ramp began, and the first that finished the move
+	var first, moved store.Migration
+	poll := func() {
+		ms, err := e.st.MigrationsOfVnode(ctx, vn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.CreatedAt.Before(rampStart) {
+				continue
+			}
+			if first.ID == 0 || m.ID < first.ID {
+				first = m
+			}
+			if m.Phase == "done" && m.Src == "hv1" && (moved.ID == 0 || m.ID < moved.ID) {
+				moved = m
+			}
+		}
+	}
+	next := time.Now()
+	for c := from; moved.ID == 0; c++ {
+		if c > 100 {
+			t.Fatalf("hv1 reached 100 °C and %s is still there (first journal row since the ramp: %+v); see .testbed/log/drover-server.log", vn, first)
+		}
+		testenv.Script(t, "sensor", "hv1", "cpu", strconv.Itoa(c))
+		steps = append(steps, step{c, time.Now()})
+		if c == crit {
+			t.Logf("hv1 reads %d °C (critical)", c)
+		}
+		for next = next.Add(2 * time.Second); time.Now().Before(next) && moved.ID == 0; time.Sleep(100 * time.Millisecond) {
+			poll()
+		}
+	}
+	last := steps[len(steps)-1]
+	testenv.Script(t, "sensor", "hv1", "cpu", "45")
+	t.Logf("ramp stopped at %d °C, %v after it began: %s left hv1 (migration %d)", last.c, last.at.Sub(steps[0].at).Round(time.Second), vn, moved.ID)
+
+	// the reading when drover decided, and when the ramp wrote (or would have written) 90 °C
+	readingAt := func(at time.Time) int {
+		c := 0
+		for _, s := range steps {
+			if !s.at.After(at) {
+				c = s.c
+			}
+		}
+		return c
+	}
+	crossing := steps[0].at.Add(time.Duration(crit-from) * 2 * time.Second)
+	for _, s := range steps {
+		if s.c == crit {
+			crossing = s.at
+		}
+	}
+	if first.Reason != "evacuation" || first.Src != "hv1" || first.ID != moved.ID {
+		t.Errorf("first move of %s since the ramp: migration %d, reason %q, %s→%s, %s; want the evacuation from hv1 that moved it (migration %d)",
+			vn, first.ID, first.Reason, first.Src, first.Dst, first.Phase, moved.ID)
+	}
+	params := e.params(ctx, moved.ID)
+	decided := moved.CreatedAt
+	if s, ok := params["decided_at"].(string); ok {
+		if d, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			decided = d
+		}
+	}
+	if c := readingAt(decided); c >= crit || !decided.Before(crossing) {
+		t.Errorf("drover decided to move %s at %s with hv1 at %d °C; want before the reading reached %d °C (%s)",
+			vn, decided.Format("15:04:05.000"), c, crit, crossing.Format("15:04:05.000"))
+	}
+	if hv := e.where(vn); hv != "hv2" {
+		t.Errorf("%s recorded on %s after the evacuation, want hv2", vn, hv)
+	}
+
+	res := map[string]any{"vnode": vn, "job": id, "migration": moved.ID, "reason": moved.Reason,
+		"ramp_c_per_s": 0.5, "reading_at_decision_c": readingAt(decided), "ramp_stopped_at_c": last.c}
+	started := decided
+	if moved.StartedAt != nil {
+		started = *moved.StartedAt
+	}
+	res["actual_lead_s"] = crossing.Sub(started).Seconds() // the ramp's own clock: 90 °C − migration start
+	if moved.FirstByte != nil {
+		res["decision_to_first_byte_s"] = moved.FirstByte.Sub(decided).Seconds()
+	}
+	if moved.DowntimeMS != nil {
+		res["downtime_ms"] = *moved.DowntimeMS
+	}
+	if moved.TotalMS != nil {
+		res["qemu_ms"] = *moved.TotalMS
+	}
+	if moved.FinishedAt != nil {
+		res["decision_to_done_s"] = moved.FinishedAt.Sub(decided).Seconds()
+	}
+	// the triggering health event (recorded by the control loop) and the prediction behind it
+	if evID, ok := params["trigger_event_id"].(float64); ok {
+		var kind string
+		var ts time.Time
+		var value *float64
+		var breach *time.Time
+		err := e.pool.QueryRow(ctx, `SELECT kind, ts, value, predicted_breach_at FROM health_events WHERE id = $1`, int64(evID)).Scan(&kind, &ts, &value, &breach)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res["trigger_kind"] = kind
+		if moved.FirstByte != nil {
+			res["trigger_event_to_first_byte_s"] = moved.FirstByte.Sub(ts).Seconds()
+			// the newest reading the ramp had written when the agent raised the event: from it to
+			// the first byte includes the BMC's and the agent's 1 s polls
+			written := time.Time{}
+			for _, s := range steps {
+				if !s.at.After(ts) {
+					written = s.at
+				}
+			}
+			if !written.IsZero() {
+				res["reading_written_to_first_byte_s"] = moved.FirstByte.Sub(written).Seconds()
+			}
+			if value != nil {
+				res["trigger_value_c"] = *value
+			}
+		}
+		if breach != nil {
+			res["predicted_breach_in_s"] = breach.Sub(ts).Seconds()
+			res["prediction_lead_s"] = breach.Sub(started).Seconds() // predicted breach − migration start
+			res["prediction_error_s"] = breach.Sub(crossing).Seconds()
+		}
+	} else {
+		t.Errorf("migration %d has no trigger_event_id in its params (%v): the control loop records the health event that triggered an evacuation", moved.ID, params)
+	}
+	if v, ok := params["trigger_to_first_byte_ms"].(float64); ok {
+		res["trigger_to_first_byte_ms_by_server"] = v
+	}
+
+	j := e.waitState(id, 5*time.Minute, finished, "finished")
+	if j.State != slurm.JobCompleted || j.ExitCode != 0 {
+		t.Errorf("job %d ended %s with exit code %d, want COMPLETED 0", id, j.State, j.ExitCode)
+	}
+	gap, err := e.ticks.check(id, 0, ticks)
+	if err != nil {
+		t.Error(err)
+	}
+	res["ticks"] = len(e.ticks.of(id, 0))
+	res["max_tick_gap_s"] = gap.Seconds()
+	b, _ := json.Marshal(res)
+	t.Logf("evacuation figures: %s", b)
+	r.set("evacuation", res)
+}
+
+// params is a journal row's params.
+func (e *env) params(ctx context.Context, id int64) map[string]any {
+	e.t.Helper()
+	var p map[string]any
+	if err := e.pool.QueryRow(ctx, `SELECT params FROM migrations WHERE id = $1`, id).Scan(&p); err != nil {
+		e.t.Fatalf("params of migration %d: %v", id, err)
+	}
+	return p
 }
