@@ -201,26 +201,12 @@ func (AntiAffinityFilter) Explain(q *Query, c *Candidate) string {
 
 // Filter implements DynamicFilter.
 func (f CPUFilter) Filter(q *Query, in []int32) []int32 {
-	cands, n := q.s.cands, 0
-	for _, i := range in {
-		in[n] = i
-		if f.Feasible(q, &cands[i]) {
-			n++
-		}
-	}
-	return in[:n]
+	return keepFeasible(q, in, func(c *Candidate) bool { return f.Feasible(q, c) })
 }
 
 // Filter implements DynamicFilter.
 func (f MemoryFilter) Filter(q *Query, in []int32) []int32 {
-	cands, n := q.s.cands, 0
-	for _, i := range in {
-		in[n] = i
-		if f.Feasible(q, &cands[i]) {
-			n++
-		}
-	}
-	return in[:n]
+	return keepFeasible(q, in, func(c *Candidate) bool { return f.Feasible(q, c) })
 }
 
 // Filter implements DynamicFilter. Only the snapshot's few risky hosts (a predicted breach, or
@@ -239,26 +225,12 @@ func (ForecastFilter) Filter(q *Query, in []int32) []int32 {
 
 // Filter implements DynamicFilter.
 func (f PowerFilter) Filter(q *Query, in []int32) []int32 {
-	cands, n := q.s.cands, 0
-	for _, i := range in {
-		in[n] = i
-		if f.Feasible(q, &cands[i]) {
-			n++
-		}
-	}
-	return in[:n]
+	return keepFeasible(q, in, func(c *Candidate) bool { return f.Feasible(q, c) })
 }
 
 // Filter implements DynamicFilter.
 func (f RackPowerFilter) Filter(q *Query, in []int32) []int32 {
-	cands, n := q.s.cands, 0
-	for _, i := range in {
-		in[n] = i
-		if f.Feasible(q, &cands[i]) {
-			n++
-		}
-	}
-	return in[:n]
+	return keepFeasible(q, in, func(c *Candidate) bool { return f.Feasible(q, c) })
 }
 
 // Filter implements DynamicFilter. A one-term constraint (the common "a&b" or plain list) is
@@ -287,6 +259,21 @@ func (f FeatureFilter) Filter(q *Query, in []int32) []int32 {
 
 // Filter implements DynamicFilter: it removes the job's hosts (few, sorted) from in.
 func (AntiAffinityFilter) Filter(q *Query, in []int32) []int32 { return removeSorted(in, q.jobIdx) }
+
+// keepFeasible is the Filter of a filter that tests each candidate on its own: it keeps, in place
+// and in order, the hosts of in that pass feasible. Both are small enough for the compiler to
+// inline into each Filter (check with go build -gcflags=-m), so the loop makes no calls and
+// allocates nothing.
+func keepFeasible(q *Query, in []int32, feasible func(*Candidate) bool) []int32 {
+	cands, n := q.s.cands, 0
+	for _, i := range in {
+		in[n] = i
+		if feasible(&cands[i]) {
+			n++
+		}
+	}
+	return in[:n]
+}
 
 // removeSorted removes from in (sorted, no repeats) the indices in drop (sorted, repeats
 // allowed), in place: O(len(drop) × log len(in)) to find them and one pass to close the gaps.
