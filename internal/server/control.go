@@ -247,7 +247,9 @@ func (c *Controller) vms(rows []store.ControlVM, skipInflight bool) []scheduler.
 	defer c.mu.Unlock()
 	out := make([]scheduler.VM, 0, len(rows))
 	for _, r := range rows {
-		if r.State != "running" {
+		// a booting VM is a VM too: its host failing would lose it (the resume hook marks it
+		// booting, and nothing tells drover when its slurmd has registered)
+		if r.State != "running" && r.State != "booting" {
 			continue
 		}
 		if _, busy := c.inflight[r.Name]; busy && skipInflight {
