@@ -47,6 +47,14 @@ func writeKPIJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// newTable starts a table on w in drover's layout, columns two spaces apart, with its header row
+// (tab-separated). Flush prints it.
+func newTable(w io.Writer, header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	return tw
+}
+
 func kpiTime(t time.Time) string { return t.Local().Format(time.DateTime) }
 
 // kpiAge prints a duration to the second below an hour, to the minute above: "45s", "3m10s",
@@ -157,8 +165,7 @@ func printHosts(w io.Writer, rows []hostRow) error {
 		_, err := fmt.Fprintln(w, "no hypervisors recorded: add them to the configuration's hypervisors list")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tSTATE\tHEALTH\tWORST SENSOR\tHOTTEST SENSOR\tTEMP °C\tHEADROOM\tAGE\tLOAD1\tVNODES")
+	tw := newTable(w, "HOST\tSTATE\tHEALTH\tWORST SENSOR\tHOTTEST SENSOR\tTEMP °C\tHEADROOM\tAGE\tLOAD1\tVNODES")
 	for _, r := range rows {
 		sensor, temp, headroom, age := "-", "-", "-", "-"
 		if t := r.Hottest; t != nil {
@@ -298,8 +305,7 @@ func printBreaches(w io.Writer, bs []store.Breach, within time.Duration) error {
 		return err
 	}
 	fmt.Fprintf(w, "predicted critical breaches within %v:\n", within)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tSENSOR\tIN\tAT\tNOW\tCRITICAL\tCONFIDENCE")
+	tw := newTable(w, "HOST\tSENSOR\tIN\tAT\tNOW\tCRITICAL\tCONFIDENCE")
 	for _, b := range bs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%g\t%.2f\n", b.Host, b.Sensor, kpiAge(b.Left), kpiTime(b.At),
 			kpiNum(b.Current, "%g"), b.Critical, b.Confidence)
@@ -316,8 +322,7 @@ func printEvents(w io.Writer, es []store.HealthEvent, since time.Time) error {
 		_, err := fmt.Fprintf(w, "no health events since %s\n", kpiTime(since))
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tHOST\tSENSOR\tKIND\tCHANGE\tVALUE\tBOUND\tMESSAGE")
+	tw := newTable(w, "TIME\tHOST\tSENSOR\tKIND\tCHANGE\tVALUE\tBOUND\tMESSAGE")
 	for _, e := range es {
 		change := "-"
 		if e.From != "" || e.To != "" {
@@ -435,8 +440,7 @@ func printHistory(w io.Writer, h store.HistoryQuery, pts []store.HistoryPoint) e
 		_, err := fmt.Fprintf(w, "no samples of %s %s between %s and %s\n", h.Host, h.Metric, kpiTime(h.From), kpiTime(h.To))
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tSERIES\tUNIT\tAVG\tMIN\tMAX\tSAMPLES")
+	tw := newTable(w, "TIME\tSERIES\tUNIT\tAVG\tMIN\tMAX\tSAMPLES")
 	for _, p := range pts {
 		name := p.Source
 		if p.VNode != "" {
@@ -532,8 +536,7 @@ func printEnergy(w io.Writer, rows []store.JobEnergy, since time.Time) error {
 		_, err := fmt.Fprintf(w, "no jobs ran since %s\n", kpiTime(since))
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tNAME\tUSER\tSTATE\tSTARTED\tTOOK\tHYPERVISORS\tVNODES\tKWH\tKJ\tPOWERED")
+	tw := newTable(w, "JOB\tNAME\tUSER\tSTATE\tSTARTED\tTOOK\tHYPERVISORS\tVNODES\tKWH\tKJ\tPOWERED")
 	for _, r := range rows {
 		end, took := time.Now(), ""
 		if r.EndedAt != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -69,8 +68,7 @@ func printFindings(w io.Writer, fs []migrate.Finding) error {
 		_, err := fmt.Fprintln(w, "no unfinished migrations: the journal is consistent")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tVNODE\tFROM\tTO\tFOUND IN\tSOURCE\tDESTINATION\tDONE\tOUTCOME\tRUNS ON\tTOOK")
+	tw := newTable(w, "ID\tVNODE\tFROM\tTO\tFOUND IN\tSOURCE\tDESTINATION\tDONE\tOUTCOME\tRUNS ON\tTOOK")
 	for _, f := range fs {
 		did, outcome := strings.Join(f.Did, "; "), string(f.Outcome)
 		switch {
