@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -117,8 +116,7 @@ func (a *app) agentOnce(ctx context.Context, ac config.Agent) error {
 		return err
 	}
 	rep := ag.Once(ctx)
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "COLLECTOR\tSENSOR\tMETRIC\tVALUE\tUNIT\tSTATUS\tHEALTH")
+	tw := newTable(a.stdout, "COLLECTOR\tSENSOR\tMETRIC\tVALUE\tUNIT\tSTATUS\tHEALTH")
 	for _, r := range rep.Readings {
 		sensor := r.Sensor
 		if r.VNode != "" {
@@ -128,7 +126,7 @@ func (a *app) agentOnce(ctx context.Context, ac config.Agent) error {
 		if r.Checked {
 			state = r.State.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Collector, agentDash(sensor), r.Metric, agentValue(r.Value), agentDash(r.Unit), agentDash(r.Status), state)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Collector, dash(sensor), r.Metric, agentValue(r.Value), dash(r.Unit), dash(r.Status), state)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -156,13 +154,6 @@ func (a *app) agentOnce(ctx context.Context, ac config.Agent) error {
 		}
 	}
 	return nil
-}
-
-func agentDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // agentValue prints whole numbers whole (bytes, RPM) and the rest with four significant digits.
