@@ -412,6 +412,10 @@ func (e *env) hotUntilPlaced(t *testing.T, ctx context.Context, vnode, hv, name 
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
+		// cool again, and seen so, while the BMC is ours
+		testenv.Script(t, "sensor", hot, "cpu", "45")
+		testenv.Script(t, "sensor", hot, "power", "300")
+		e.waitHealthy(t, ctx, hot)
 	})
 	if t.Failed() {
 		t.FailNow()
