@@ -33,6 +33,16 @@ var (
 	ErrBusy = errors.New("vnode busy")
 )
 
+// Causes the hint names; they match ErrFailed too.
+var (
+	// errNothingSent: the transfer failed before any memory was sent: the destination could not
+	// receive (its QEMU could not listen on the migration address) or the source could not reach it.
+	errNothingSent = errors.New("no memory was sent")
+	// errGuestLost: the transfer failed because the guest's domain vanished from the source, and
+	// no copy reached the destination.
+	errGuestLost = errors.New("the guest is lost")
+)
+
 // Error is a migration that was refused or did not succeed.
 type Error struct {
 	VNode, From, To string

@@ -313,6 +313,14 @@ func (r *run) transfer(ctx context.Context, uri string) (virt.MigrateResult, err
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		err = fmt.Errorf("no switch-over within %v (migration.timeout): %w", r.set.Timeout, err)
 	}
+	if err != nil && ctx.Err() == nil && r.currentPhase() == PhasePreparing {
+		// libvirt could not set up the transfer: say where memory was to go, which is what to check
+		to := uri + ", " + r.req.To + "'s migration_uri"
+		if uri == "" {
+			to = "the address libvirt derives from " + r.req.To + "'s hostname (it has no migration_uri)"
+		}
+		err = fmt.Errorf("%w (%w to %s)", err, errNothingSent, to)
+	}
 	return res, err
 }
 
@@ -366,6 +374,10 @@ func (r *run) afterFailure(ctx, jctx context.Context, merr error) error {
 		r.e.log.Warn().Str("vnode", r.req.VNode).Err(merr).Msg("libvirt reported a failure but the guest runs on the destination")
 		return r.switchedOver(jctx, r.res.Libvirt, true)
 	default:
+		if src == absent && dst == absent {
+			return r.finish(jctx, PhaseFailed, fmt.Errorf("%w: %w; %w: its domain is gone from %s, where it ran (its QEMU "+
+				"died or was destroyed during the transfer), and %s has no copy", ErrFailed, merr, errGuestLost, r.src.hv, r.req.To), "")
+		}
 		return r.finish(jctx, PhaseFailed, fmt.Errorf("%w: %w; afterwards: %s on %s, %s on %s",
 			ErrFailed, merr, src, r.src.hv, dst, r.req.To), r.whereNow(jctx, r.src, r.dst))
 	}

@@ -172,6 +172,16 @@ func hint(err error, r *run) string {
 	case errors.Is(err, ErrGuestDied):
 		return "the guest is lost and its job with it: restart " + vn + " and requeue the job; " +
 			"see the console log and libvirtd's log on " + dst
+	case errors.Is(err, errGuestLost):
+		return "the guest is lost and its job with it: restart " + vn + " and requeue the job; " +
+			"see the console log and libvirtd's log on " + src + " for why its QEMU ended"
+	case r.phase == PhaseRolledBack && errors.Is(err, errNothingSent):
+		uri := r.e.migrationURI(dst)
+		if uri == "" {
+			uri = "unset: libvirt uses " + dst + "'s hostname"
+		}
+		return vn + " still runs on " + src + "; nothing was copied: check " + dst + "'s migration_uri (" + uri + "): " +
+			dst + " must be able to listen there and " + src + " to reach it; libvirtd's logs on both say more"
 	case r.phase == PhaseRolledBack && errors.Is(err, ErrAborted):
 		return vn + " still runs on " + src + "; try again later, with more bandwidth, a larger --max-downtime, " +
 			"or a longer migration.timeout"
