@@ -32,7 +32,7 @@ const DefaultTroubleWindow = time.Hour
 // Reader is the part of the store a snapshot reads.
 type Reader interface {
 	FleetInventory(ctx context.Context) ([]store.Inventory, error)
-	HostsNow(ctx context.Context) ([]store.HostNow, error)
+	HostsState(ctx context.Context) ([]store.HostState, error)
 	FleetTrouble(ctx context.Context, since time.Time) (map[string]store.Trouble, error)
 }
 
@@ -50,17 +50,17 @@ func Snapshot(ctx context.Context, r Reader, o Options) ([]scheduler.Host, error
 	if err != nil {
 		return nil, fmt.Errorf("fleet snapshot: %w", err)
 	}
-	now, err := r.HostsNow(ctx)
+	states, err := r.HostsState(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fleet snapshot: %w", err)
+	}
+	kpis := make(map[int]store.HostState, len(states))
+	for _, s := range states {
+		kpis[s.ID] = s
 	}
 	trouble, err := r.FleetTrouble(ctx, o.Now.Add(-o.TroubleWindow))
 	if err != nil {
 		return nil, fmt.Errorf("fleet snapshot: %w", err)
-	}
-	kpis := make(map[string]store.HostNow, len(now))
-	for _, h := range now {
-		kpis[h.Name] = h
 	}
 	out := make([]scheduler.Host, 0, len(inv))
 	for _, i := range inv {
@@ -70,7 +70,7 @@ func Snapshot(ctx context.Context, r Reader, o Options) ([]scheduler.Host, error
 			VNodes: i.VNodes, FreeMemoryMiB: -1, Features: i.Features, PowerCapWatts: i.PowerCapWatts,
 			Health: "unknown",
 		}
-		if k, ok := kpis[i.Name]; ok {
+		if k, ok := kpis[i.ID]; ok {
 			withKPIs(&h, k, o)
 		}
 		if t, ok := trouble[i.Name]; ok {
@@ -88,29 +88,17 @@ func Snapshot(ctx context.Context, r Reader, o Options) ([]scheduler.Host, error
 }
 
 // withKPIs copies a host's newest figures into h. Stale figures are left out entirely.
-func withKPIs(h *scheduler.Host, k store.HostNow, o Options) {
-	h.Health = k.Health
-	if k.PredictedBreachAt != nil {
-		h.BreachAt = *k.PredictedBreachAt
-	}
-	if k.Stale || k.At == nil {
+func withKPIs(h *scheduler.Host, k store.HostState, o Options) {
+	h.Health, h.BreachAt = k.Health, k.BreachAt
+	if k.Stale {
 		return
 	}
-	h.KPIAt = *k.At
-	h.Load1 = val(k.Load1)
-	h.CPUBusy = val(k.CPUBusyRatio)
-	h.PowerWatts = val(k.PowerWatts)
-	if k.TempMaxCelsius != nil {
-		h.TempC, h.TempWarnC, h.TempCritC = *k.TempMaxCelsius, o.TempWarnC, o.TempCritC
+	h.KPIAt = k.At
+	h.Load1, h.CPUBusy, h.PowerWatts = k.Load1, k.CPUBusy, k.Watts
+	if k.Has[3] {
+		h.TempC, h.TempWarnC, h.TempCritC = k.TempMax, o.TempWarnC, o.TempCritC
 	}
-	if h.MemoryMiB == 0 && k.MemAvailableBytes != nil {
-		h.FreeMemoryMiB = int64(*k.MemAvailableBytes / (1 << 20))
+	if h.MemoryMiB == 0 && k.Has[2] {
+		h.FreeMemoryMiB = int64(k.MemAvailable / (1 << 20))
 	}
-}
-
-func val(p *float64) float64 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }

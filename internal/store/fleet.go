@@ -8,6 +8,7 @@ import (
 
 // Inventory is a hypervisor's inventory row and what its vnodes hold now.
 type Inventory struct {
+	ID             int
 	Name           string
 	State          string
 	CPUs           int
@@ -30,7 +31,7 @@ func (s *Store) FleetInventory(ctx context.Context) ([]Inventory, error) {
 	var out []Inventory
 	for rows.Next() {
 		var i Inventory
-		if err := rows.Scan(&i.Name, &i.State, &i.CPUs, &i.MemoryMiB, &i.Features, &i.Rack, &i.PowerCapWatts,
+		if err := rows.Scan(&i.ID, &i.Name, &i.State, &i.CPUs, &i.MemoryMiB, &i.Features, &i.Rack, &i.PowerCapWatts,
 			&i.AllocCPUs, &i.AllocMemoryMiB, &i.VNodes); err != nil {
 			return nil, fmt.Errorf("read fleet inventory: %w", err)
 		}
@@ -75,8 +76,8 @@ func (s *Store) FleetTrouble(ctx context.Context, since time.Time) (map[string]T
 
 // PlacementRecord is a stored placement decision.
 type PlacementRecord struct {
-	ID         int64
-	At         time.Time
+	ID int64
+	At time.Time
 	Placement
 	ExplainRaw []byte // the explain document as stored (JSON)
 }

@@ -64,7 +64,7 @@ func (s *Store) HostsNow(ctx context.Context) ([]HostNow, error) {
 		sensor, status, health, worst pgtype.Text
 		vms                           pgtype.Int4
 	)
-	raw := rawReadable(rows.FieldDescriptions())
+	raw := rawReadable(rows.FieldDescriptions(), hostsNowTypes[:])
 	for rows.Next() {
 		out = append(out, HostNow{})
 		h := &out[len(out)-1]
@@ -131,13 +131,13 @@ var hostsNowTypes = [...]uint32{pgtype.Int4OID, pgtype.TextOID, pgtype.TextOID, 
 	pgtype.Float8OID, pgtype.Float8OID, pgtype.Float8OID,
 	pgtype.Int4OID, pgtype.TextOID, pgtype.TextOID, pgtype.TimestamptzOID, pgtype.TextOID, pgtype.TimestamptzOID}
 
-// rawReadable: every column comes in binary with the expected type (else HostsNow uses Scan).
-func rawReadable(fds []pgconn.FieldDescription) bool {
-	if len(fds) != len(hostsNowTypes) {
+// rawReadable: every column comes in binary with the expected type (else the caller uses Scan).
+func rawReadable(fds []pgconn.FieldDescription, types []uint32) bool {
+	if len(fds) != len(types) {
 		return false
 	}
 	for i, fd := range fds {
-		if fd.DataTypeOID != hostsNowTypes[i] || (fd.Format != pgtype.BinaryFormatCode && fd.DataTypeOID != pgtype.TextOID) {
+		if fd.DataTypeOID != types[i] || (fd.Format != pgtype.BinaryFormatCode && fd.DataTypeOID != pgtype.TextOID) {
 			return false
 		}
 	}

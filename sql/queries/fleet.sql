@@ -4,7 +4,7 @@
 -- name: FleetInventory
 -- Every hypervisor's inventory row with what its vnodes hold now (booting, running or migrating
 -- vnodes count where the journal says they are).
-SELECT h.name, h.state, coalesce(h.cpus, 0), coalesce(h.memory_mib, 0), h.features, coalesce(h.rack, ''),
+SELECT h.id, h.name, h.state, coalesce(h.cpus, 0), coalesce(h.memory_mib, 0), h.features, coalesce(h.rack, ''),
        coalesce(h.power_cap_watts, 0),
        coalesce(sum(v.cpus) FILTER (WHERE v.state IN ('booting', 'running', 'migrating')), 0)::int AS alloc_cpus,
        coalesce(sum(v.memory_mib) FILTER (WHERE v.state IN ('booting', 'running', 'migrating')), 0)::bigint AS alloc_mib,
