@@ -397,9 +397,7 @@ func (r *run) finish(jctx context.Context, phase Phase, err error, hv string, de
 		errText = err.Error()
 		detail["error"] = errText
 	}
-	if jerr := r.setPhase(jctx, phase, errText, detail); jerr != nil && err == nil {
-		err = jerr
-	}
+	_ = r.setPhase(jctx, phase, errText, detail) // a failed write is in r.journalErrs
 	state, reason, event := "running", "", "migrated"
 	switch phase {
 	case PhaseRolledBack:
@@ -421,7 +419,8 @@ func (r *run) finish(jctx context.Context, phase Phase, err error, hv string, de
 	if len(r.journalErrs) > 0 {
 		jerr := fmt.Errorf("the journal is incomplete: %w", errors.Join(r.journalErrs...))
 		if err == nil {
-			return &Error{Err: jerr, Hint: fmt.Sprintf("the guest runs on %s; check the database, then the migrations row %d", hv, r.id)}
+			return &Error{Err: jerr, Hint: fmt.Sprintf("the guest runs on %s; once the database answers again, drover reconcile "+
+				"finishes migration %d's row from what libvirt holds", hv, r.id)}
 		}
 		err = fmt.Errorf("%w (and %v)", err, jerr)
 	}
