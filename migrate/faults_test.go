@@ -230,13 +230,15 @@ func TestTestbedFaultSourceVanishes(t *testing.T) {
 	row := b.journaled(t, ctx, o.res.ID, migrate.PhaseFailed, "migration failed",
 		"the guest is lost: its domain is gone from hv1, where it ran", "hv2 has no copy")
 	t.Logf("journal: %s: %s", row.Phase, row.Error)
-	// settle what libvirt does after the failure, then look: no copy anywhere
-	time.Sleep(2 * time.Second)
-	if copies := b.where(t, ctx); len(copies) != 0 {
-		t.Fatalf("copies left after the source died: %+v", copies)
-	}
-	if pid := qemuPID(t, b.vnode, true); pid != 0 {
-		t.Fatalf("incoming QEMU %d still runs on the destination", pid)
+	// no copy anywhere, no incoming QEMU left behind (given 10 s for libvirt to clean up)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		copies, pid := b.where(t, ctx), qemuPID(t, b.vnode, true)
+		if len(copies) == 0 && pid == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left after the source died: domains %+v, incoming QEMU %d", copies, pid)
+		}
 	}
 	b.row(t, ctx, "failed", "")
 	b.lastEvent(t, ctx, "migration-failed")
@@ -471,7 +473,7 @@ func TestTestbedFaultDatabaseOutage(t *testing.T) {
 		cut := time.Now()
 		o := m.wait(t)
 		returned := time.Since(cut)
-		t.Logf("database cut for %s (%d sessions terminated) during the transfer; Migrate returned %v later in phase %s: %v",
+		t.Logf("database cut for %s (%d sessions left to terminate after the proxy closed them) during the transfer; Migrate returned %v later in phase %s: %v",
 			app, n, returned.Round(time.Millisecond), o.res.Phase, o.err)
 		var me *migrate.Error
 		if !errors.As(o.err, &me) || !strings.Contains(o.err.Error(), "the journal is incomplete") ||
@@ -502,6 +504,48 @@ func TestTestbedFaultDatabaseOutage(t *testing.T) {
 		b.runsOn(t, ctx, "hv1")
 		b.row(t, ctx, "running", "hv1")
 		b.lastEvent(t, ctx, "reconciled")
+	})
+	// A blip frees the owner's lock with its session, so another process's reconciliation takes
+	// the migration for one whose owner died. Whatever it does, the guest runs once and both
+	// journal the same. (Today it destroys the destination's incoming copy, ending the live
+	// migration: virt.DomainStatus reads the job from GetControlInfo, which says "no job" during
+	// most of a migration. This subtest asserts consistency only; it logs what happened.)
+	t.Run("blip then another process reconciles", func(t *testing.T) {
+		m := startSlow(t, ctx, ex, b, "hv2", 8)
+		time.Sleep(time.Second)
+		n := terminate(t, ctx, app)
+		other := migrate.New(config.Migration{}, b.st, b.conns, zerolog.New(zerolog.NewTestWriter(t)), migrate.WithOwner("other"))
+		start := time.Now()
+		fs, err := other.Reconcile(ctx)
+		took := time.Since(start)
+		o := m.wait(t)
+		t.Logf("%d sessions terminated; the other process's Reconcile took %v: %+v, %v", n, took.Round(time.Millisecond), fs, err)
+		t.Logf("the owner's Migrate: phase %s: %v", o.res.Phase, o.err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copies := b.where(t, ctx)
+		row, gerr := b.st.GetMigration(ctx, o.res.ID)
+		if gerr != nil {
+			t.Fatal(gerr)
+		}
+		want := map[string]string{"done": "hv2", "rolled_back": "hv1"}[row.Phase]
+		if len(copies) != 1 || want == "" || !copies[want].Running() || row.FinishedAt == nil || string(o.res.Phase) != row.Phase {
+			t.Fatalf("journal %s (owner says %s), copies %+v: want one running copy where the journal says", row.Phase, o.res.Phase, copies)
+		}
+		for _, f := range fs {
+			if f.ID == o.res.ID && !f.Busy && f.Outcome != "" && string(f.Outcome) != row.Phase {
+				t.Errorf("reconciliation journaled %s, the owner %s", f.Outcome, row.Phase)
+			}
+		}
+		t.Logf("journal: %s: %s", row.Phase, row.Error)
+		b.runsOn(t, ctx, want)
+		b.row(t, ctx, "running", want)
+		if want == "hv2" { // back to hv1 for what follows
+			if _, err := ex.Migrate(ctx, migrate.Request{VNode: b.vnode, To: "hv1"}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
 	})
 	if t.Failed() {
 		return
