@@ -20,6 +20,7 @@ type domainView struct {
 	Migrating  bool   // paused by a migration: at switch-over (source) or while receiving (destination)
 	Job        bool   // a libvirt job (a migration) is active on the domain
 	JobDesc    string // what the job is doing, for the finding
+	JobSent    uint64 // bytes the job has sent so far (0 when unknown)
 }
 
 // String is the view for findings: "running", "paused (by migration), job active", "absent"…
@@ -110,6 +111,7 @@ func (h *libvirtHost) Inspect(ctx context.Context, name string) domainView {
 	}
 	v := domainView{Exists: true, Active: s.Active, Persistent: s.Persistent, State: s.State,
 		PostCopy: s.PostCopy, Migrating: s.Migrating, Job: s.Job}
+	v.JobSent = s.JobDataProcessed
 	if s.Job && s.JobDataTotal > 0 {
 		v.JobDesc = fmt.Sprintf("%.1f of %.1f MiB sent", float64(s.JobDataProcessed)/(1<<20), float64(s.JobDataTotal)/(1<<20))
 	}

@@ -142,6 +142,13 @@ func (e *Executor) reconcileOne(ctx context.Context, u store.Unfinished) Finding
 	wg.Wait()
 	defer s.close()
 
+	if why := e.jobAlive(ctx, s); why != "" {
+		// libvirt cancels a client-driven migration when its client goes: one still sending
+		// has a live owner that lost its database session, and must not be cut short
+		f.Busy, f.Note, f.Took = true, why, time.Since(start)
+		e.log.Info().Int64("migration", f.ID).Str("vnode", f.VNode).Msg("reconcile: left alone: " + why)
+		return f
+	}
 	dec := e.resolve(ctx, s, &f)
 	f.Took = time.Since(start)
 	// journal it: the migration row, the vnodes row, the vnode's history
@@ -196,6 +203,32 @@ func (e *Executor) resolve(ctx context.Context, s *sides, f *Finding) decision {
 	}
 	f.Outcome, f.RunsOn = dec.outcome, hvName[dec.keep]
 	return dec
+}
+
+// jobAlive watches a libvirt job on either side for up to jobWait: when it keeps sending data it
+// returns why it is left alone; "" when there is no job, it ended, or it sends nothing.
+func (e *Executor) jobAlive(ctx context.Context, s *sides) string {
+	src, dst := s.inspect(ctx)
+	if !src.Job && !dst.Job {
+		return ""
+	}
+	first := max(src.JobSent, dst.JobSent)
+	for deadline := time.Now().Add(e.jobWait); time.Now().Before(deadline) && ctx.Err() == nil; {
+		t := time.NewTimer(e.settlePoll)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		src, dst = s.inspect(ctx)
+		if !src.Job && !dst.Job {
+			return ""
+		}
+		if sent := max(src.JobSent, dst.JobSent); sent > first {
+			return fmt.Sprintf("its libvirt job is still sending (%.1f MiB so far): the owner lives on though its database session was lost; left alone", float64(sent)/(1<<20))
+		}
+	}
+	return ""
 }
 
 // settle waits for libvirt jobs on the domain to end: jobWait on their own, then abortWait more

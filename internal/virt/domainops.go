@@ -44,16 +44,18 @@ func (c *Conn) DomainStatus(ctx context.Context, name string) (DomainStatus, err
 			return err
 		}
 		if out.Active {
-			ci, err := dom.GetControlInfo(0)
+			// The job info, not the control info: during a migration the monitor is mostly idle
+			// between QEMU queries, so control info says "no job" nearly every time it is asked.
+			ji, err := dom.GetJobInfo()
 			if err != nil {
-				return err
-			}
-			out.Job = ci.State == libvirt.DOMAIN_CONTROL_JOB
-			if out.Job {
-				// progress is a nicety: a job that ends meanwhile leaves it unknown
-				if ji, err := dom.GetJobInfo(); err == nil {
-					out.JobDataTotal, out.JobDataProcessed = ji.DataTotal, ji.DataProcessed
+				ci, cerr := dom.GetControlInfo(0)
+				if cerr != nil {
+					return err
 				}
+				out.Job = ci.State == libvirt.DOMAIN_CONTROL_JOB
+			} else if ji.Type != libvirt.DOMAIN_JOB_NONE {
+				out.Job = true
+				out.JobDataTotal, out.JobDataProcessed = ji.DataTotal, ji.DataProcessed
 			}
 		}
 		s = out
