@@ -74,7 +74,7 @@ func bootGuest(t *testing.T, ctx context.Context, prefix, hv string, memMiB int,
 	img := filepath.Join(cfg.Testbed.Dir, "guest", "out")
 	xml, err := virt.DomainSpec{Name: g.name, MemoryMiB: memMiB, VCPUs: 1, Type: virt.DomainType(cfg.Libvirt.DomainType),
 		Kernel: filepath.Join(img, "vmlinuz"), Initrd: filepath.Join(img, "initramfs.cpio.gz"),
-		Cmdline: "console=ttyS0 quiet panic=-1 " + cmdline, SerialLog: g.serial}.XML()
+		Cmdline: "console=ttyS0 panic=-1 " + cmdline, SerialLog: g.serial}.XML() // not quiet: kernel trouble shows on the console
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +124,23 @@ func (g *guest) heartbeats(t *testing.T, n int, timeout time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: heartbeat %d not seen within %v; console ends:\n%s", g.name, n, timeout, tailOf(data, 1500))
+		}
+	}
+}
+
+// alive fails unless the guest writes a new heartbeat within 15 s of migration m: it lives on.
+func (g *guest) alive(t *testing.T, m pftMigration) {
+	t.Helper()
+	data, _ := os.ReadFile(g.serial)
+	n := lastHeartbeat(data)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		data, _ = os.ReadFile(g.serial)
+		if lastHeartbeat(data) > n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s wrote no heartbeat in the 15 s after %s moved it %s→%s (downtime %.0f ms); console ends:\n%s",
+				g.name, m.Tool, m.From, m.To, m.DowntimeMS, tailOf(data, 600))
 		}
 	}
 }
