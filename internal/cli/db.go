@@ -6,10 +6,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/drover-hpc/drover/internal/db"
 	"github.com/drover-hpc/drover/internal/store"
+	"github.com/drover-hpc/drover/scheduler"
 	"github.com/drover-hpc/drover/sql/migrations"
 )
 
@@ -73,16 +75,33 @@ func (a *app) dbCommand() *cobra.Command {
 // openStore connects to the database and brings its hypervisor rows in line with the config.
 // The caller runs the returned close function.
 func (a *app) openStore(ctx context.Context) (*store.Store, func(), error) {
-	pool, err := db.Connect(ctx, a.cfg.Database)
+	pool, err := a.openPool(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	st := store.New(pool)
-	if err := st.SyncHypervisors(ctx, a.cfg.Hypervisors); err != nil {
-		pool.Close()
-		return nil, nil, err
+	return store.New(pool), pool.Close, nil
+}
+
+// openPool connects to the database and brings the hypervisors table in line with the config.
+func (a *app) openPool(ctx context.Context) (*pgxpool.Pool, error) {
+	pool, err := db.Connect(ctx, a.cfg.Database)
+	if err != nil {
+		return nil, err
 	}
-	return st, pool.Close, nil
+	if err := store.New(pool).SyncHypervisors(ctx, a.cfg.Hypervisors); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// pipeline is the placement engine with the configured policy.
+func (a *app) pipeline() (*scheduler.Pipeline, error) {
+	pipe, err := scheduler.NewPipeline(scheduler.Config{Policy: a.cfg.Server.Policy})
+	if err != nil {
+		return nil, fmt.Errorf("server.policy: %w", err)
+	}
+	return pipe, nil
 }
 
 // withMigrator opens the database for a db verb, runs fn with a migrator and closes it again.

@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/drover-hpc/drover/internal/db"
 	"github.com/drover-hpc/drover/internal/server"
 	"github.com/drover-hpc/drover/internal/slurm"
 	"github.com/drover-hpc/drover/internal/store"
@@ -79,18 +78,15 @@ func (a *app) controller(pool *pgxpool.Pool, pipe *scheduler.Pipeline, instance 
 
 // withController connects, syncs the hypervisor rows and runs fn with a controller.
 func (a *app) withController(ctx context.Context, fn func(*server.Controller) error) error {
-	pipe, err := scheduler.NewPipeline(scheduler.Config{Policy: a.cfg.Server.Policy})
+	pipe, err := a.pipeline()
 	if err != nil {
-		return fmt.Errorf("server.policy: %w", err)
+		return err
 	}
-	pool, err := db.Connect(ctx, a.cfg.Database)
+	pool, err := a.openPool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := store.New(pool).SyncHypervisors(ctx, a.cfg.Hypervisors); err != nil {
-		return err
-	}
 	log := a.log
 	if log.GetLevel() == zerolog.InfoLevel {
 		log = log.Level(zerolog.WarnLevel) // the command prints what the info lines would say

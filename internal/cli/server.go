@@ -12,10 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drover-hpc/drover/internal/config"
-	"github.com/drover-hpc/drover/internal/db"
 	"github.com/drover-hpc/drover/internal/fleet"
 	"github.com/drover-hpc/drover/internal/server"
-	"github.com/drover-hpc/drover/internal/store"
 	"github.com/drover-hpc/drover/scheduler"
 )
 
@@ -38,18 +36,15 @@ only the one holding the leader lock decides. Stop it with SIGTERM or Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			pipe, err := scheduler.NewPipeline(scheduler.Config{Policy: sc.Policy})
+			pipe, err := a.pipeline()
 			if err != nil {
-				return fmt.Errorf("server.policy: %w", err)
+				return err
 			}
-			pool, err := db.Connect(ctx, a.cfg.Database)
+			pool, err := a.openPool(ctx)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			if err := store.New(pool).SyncHypervisors(ctx, a.cfg.Hypervisors); err != nil {
-				return err
-			}
 			ctl, closeCtl, err := a.controller(pool, pipe, instanceName(), a.log)
 			if err != nil {
 				return err
