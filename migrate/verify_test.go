@@ -73,6 +73,17 @@ func TestWatcher(t *testing.T) {
 	}
 }
 
+func TestProbeEvery(t *testing.T) {
+	for _, tc := range []struct{ verify, want time.Duration }{
+		{0, 10 * time.Millisecond}, {50 * time.Millisecond, 10 * time.Millisecond},
+		{time.Second, 100 * time.Millisecond}, {2500 * time.Millisecond, probeInterval}, {time.Minute, probeInterval},
+	} {
+		if got := probeEvery(tc.verify); got != tc.want {
+			t.Errorf("probeEvery(%v) = %v, want %v", tc.verify, got, tc.want)
+		}
+	}
+}
+
 func TestWatcherConsole(t *testing.T) {
 	dir := t.TempDir()
 	w := watcher{dst: "hv2", probe: script(ticking), verifyFor: 50 * time.Millisecond, interval: 10 * time.Millisecond,
@@ -126,6 +137,15 @@ func TestWatcherConsole(t *testing.T) {
 		v := w.run(context.Background())
 		if v.Passed || !strings.Contains(v.Problem, "kernel panic") {
 			t.Fatalf("verification = %+v; want a kernel panic failure", v)
+		}
+	})
+	t.Run("a quick check does not wait for the console", func(t *testing.T) {
+		w := w
+		w.console, w.quiet = openConsole(newLog("quick.log")), consoleWatch
+		start := time.Now()
+		v := w.run(context.Background())
+		if !v.Passed || time.Since(start) > time.Second {
+			t.Fatalf("verification = %+v after %v; want a pass without console lines", v, time.Since(start))
 		}
 	})
 	t.Run("not readable here", func(t *testing.T) {
