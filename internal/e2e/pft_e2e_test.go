@@ -298,7 +298,7 @@ func testNoise(t *testing.T, r *report) {
 	t.Logf("noise %v: %d readings %d..%d °C (%d at or above 80), %d state events, %d prediction events for hv2, %d migrations of %s; job %d: %d ticks, largest gap %v",
 		noise, readings, lo, hi, above, states, predictions, moves, vn, id, len(e.ticks.of(id, 0)), gap.Round(time.Millisecond))
 	r.set("noise", map[string]any{
-		"seconds": noise.Seconds(), "seed": seed, "readings": readings, "min_c": lo, "max_c": hi, "readings_at_or_above_warning": above,
+		"seconds": noise.Seconds(), "seed": strconv.FormatUint(seed, 10), // a string: JSON numbers lose the low digits "readings": readings, "min_c": lo, "max_c": hi, "readings_at_or_above_warning": above,
 		"state_events": states, "prediction_events": predictions, "migrations": moves, "vnode": vn, "job": id,
 		"ticks": len(e.ticks.of(id, 0)), "max_tick_gap_s": gap.Seconds(),
 	})
