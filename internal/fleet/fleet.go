@@ -89,7 +89,12 @@ func Snapshot(ctx context.Context, r Reader, o Options) ([]scheduler.Host, error
 
 // withKPIs copies a host's newest figures into h. Stale figures are left out entirely.
 func withKPIs(h *scheduler.Host, k store.HostState, o Options) {
-	h.Health, h.BreachAt = k.Health, k.BreachAt
+	h.Health = k.Health
+	// a predicted breach whose time has passed without one (the host cooled) is no prediction:
+	// nothing withdraws it from host_health until the sensor's next event
+	if k.BreachAt.After(o.Now) {
+		h.BreachAt = k.BreachAt
+	}
 	if k.Stale {
 		return
 	}

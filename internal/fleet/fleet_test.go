@@ -38,8 +38,11 @@ func TestSnapshot(t *testing.T) {
 	      SELECT id, $1, 3.5, 0.25, 61, 412 FROM hypervisors WHERE name = 'hv-a'`, now.Add(-5*time.Second))
 	exec(`INSERT INTO host_kpi_now (hypervisor_id, ts, load1, cpu_busy_ratio, temp_max_celsius, power_watts)
 	      SELECT id, $1, 0.5, 0.1, 95, 300 FROM hypervisors WHERE name = 'hv-b'`, now.Add(-10*time.Minute))
-	exec(`INSERT INTO host_health (hypervisor_id, state, worst_sensor)
-	      SELECT id, 'critical', 'CPU Temp' FROM hypervisors WHERE name = 'hv-b'`)
+	exec(`INSERT INTO host_health (hypervisor_id, state, worst_sensor, predicted_breach_at)
+	      SELECT id, 'critical', 'CPU Temp', $1 FROM hypervisors WHERE name = 'hv-b'`, now.Add(5*time.Minute))
+	// hv-a was predicted to breach a minute ago, but cooled: no prediction any more
+	exec(`INSERT INTO host_health (hypervisor_id, state, predicted_breach_at)
+	      SELECT id, 'ok', $1 FROM hypervisors WHERE name = 'hv-a'`, now.Add(-time.Minute))
 	exec(`INSERT INTO migrations (vnode, src_hypervisor_id, dst_hypervisor_id, reason, phase, created_at, finished_at)
 	      SELECT 'vn1', a.id, b.id, 'manual', 'failed', $1, $1 FROM hypervisors a, hypervisors b
 	      WHERE a.name = 'hv-a' AND b.name = 'hv-b'`, now.Add(-10*time.Minute))
@@ -66,6 +69,9 @@ func TestSnapshot(t *testing.T) {
 		a.TempC != 61 || a.TempWarnC != 80 || a.TempCritC != 90 {
 		t.Errorf("hv-a KPIs = at %v load %v busy %v W %v temp %v/%v/%v", a.KPIAt, a.Load1, a.CPUBusy,
 			a.PowerWatts, a.TempC, a.TempWarnC, a.TempCritC)
+	}
+	if !a.BreachAt.IsZero() || !b.BreachAt.Equal(now.Add(5*time.Minute)) {
+		t.Errorf("breaches: hv-a %v (passed: want none), hv-b %v (want in 5 minutes)", a.BreachAt, b.BreachAt)
 	}
 	if a.Health != "ok" || !a.Reachable {
 		t.Errorf("hv-a health %q reachable %v, want ok (fresh, no events) and reachable", a.Health, a.Reachable)

@@ -333,7 +333,7 @@ func (s *Shipper) mergeTarget(host string, n int, now time.Time) *queued {
 		if q.b.Host != host {
 			continue
 		}
-		if q.tried || len(q.b.Samples)+n > s.opts.BatchMaxSamples || now.Sub(q.born) >= s.opts.FlushInterval {
+		if q.tried || len(q.b.Events) > 0 || len(q.b.Samples)+n > s.opts.BatchMaxSamples || now.Sub(q.born) >= s.opts.FlushInterval {
 			return nil
 		}
 		return q
@@ -341,9 +341,10 @@ func (s *Shipper) mergeTarget(host string, n int, now time.Time) *queued {
 	return nil
 }
 
-// sealed: a queued batch that will not take more samples.
+// sealed: a queued batch that will not take more samples. One with health events goes at once:
+// the server reacts to them (NOTIFY), and waiting FlushInterval would delay an evacuation.
 func (s *Shipper) sealed(q *queued, now time.Time) bool {
-	return q.tried || len(q.b.Samples) >= s.opts.BatchMaxSamples || now.Sub(q.born) >= s.opts.FlushInterval
+	return q.tried || len(q.b.Events) > 0 || len(q.b.Samples) >= s.opts.BatchMaxSamples || now.Sub(q.born) >= s.opts.FlushInterval
 }
 
 // shed moves batches from the front of the memory queue to the spool: while memory is over its

@@ -286,6 +286,18 @@ func TestShipperMergeAndSplit(t *testing.T) {
 	if st := s.Stats(); st.MemorySamples != 450 {
 		t.Fatalf("memory samples %d, want 450", st.MemorySamples)
 	}
+	// a batch with health events is sealed at once (the server waits for them) and takes no more
+	last := s.mem[len(s.mem)-1]
+	if !s.sealed(last, now) {
+		t.Error("hv2's batch with events is not sealed: it would wait FlushInterval (an hour here)")
+	}
+	if err := s.Put(Batch{Host: "hv2", Samples: cycleSamples(10, now, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.mem); n != 7 || len(s.mem[6].b.Events) != 0 || len(last.b.Samples) != 50 {
+		t.Errorf("after 10 more hv2 samples: %d batches, the new one with %d events, the evented one with %d samples; want 7, 0, 50",
+			n, len(s.mem[n-1].b.Events), len(last.b.Samples))
+	}
 }
 
 // Memory is bounded: beyond MaxMemorySamples the oldest batches go to the spool.
