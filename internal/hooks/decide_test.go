@@ -134,3 +134,46 @@ func TestJobStartRecordsHints(t *testing.T) {
 		t.Errorf("job 78 (typo): hints %q, %v", j.Hints, err)
 	}
 }
+
+// Suspend first waits for a vnode's live migration to end (bounded), so Slurm powering a vnode
+// down never destroys it mid-migration.
+func TestSuspendAwaitsMigration(t *testing.T) {
+	_, pool := testenv.MigratedSchema(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO hypervisors (name, uri) VALUES ('hv1', 'qemu:///a'), ('hv2', 'qemu:///b')`,
+		`INSERT INTO migrations (vnode, src_hypervisor_id, dst_hypervisor_id, reason, phase)
+		 SELECT 'vn1', a.id, b.id, 'evacuation', 'transferring' FROM hypervisors a, hypervisors b WHERE a.name = 'hv1' AND b.name = 'hv2'`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &Hooks{Store: store.New(pool), Log: zerolog.Nop()}
+	start := time.Now()
+	h.awaitMigrations(ctx, []string{"vn2"}) // nothing under way: no wait
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("no migration: waited %v", d)
+	}
+	go func() {
+		time.Sleep(600 * time.Millisecond)
+		_, _ = pool.Exec(ctx, `UPDATE migrations SET phase = 'done', finished_at = now() WHERE vnode = 'vn1'`)
+	}()
+	start = time.Now()
+	h.awaitMigrations(ctx, []string{"vn1"})
+	if d := time.Since(start); d < 500*time.Millisecond || d > 5*time.Second {
+		t.Errorf("waited %v for a migration that ended after 0.6 s", d)
+	}
+	old := SuspendMigrationWait
+	SuspendMigrationWait = 300 * time.Millisecond
+	defer func() { SuspendMigrationWait = old }()
+	if _, err := pool.Exec(ctx, `INSERT INTO migrations (vnode, src_hypervisor_id, dst_hypervisor_id, reason, phase)
+		SELECT 'vn3', a.id, b.id, 'evacuation', 'preparing' FROM hypervisors a, hypervisors b WHERE a.name = 'hv1' AND b.name = 'hv2'`); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	h.awaitMigrations(ctx, []string{"vn3"}) // never ends: bounded
+	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
+		t.Errorf("waited %v for a migration that never ends, want about the 0.3 s bound", d)
+	}
+}

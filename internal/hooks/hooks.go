@@ -345,8 +345,42 @@ func slurmReason(s string) string {
 	return s
 }
 
+// SuspendMigrationWait bounds how long suspend waits for a vnode's live migration to end: a VM
+// destroyed mid-migration would leave the journal to reconciliation and the destination with a
+// half-received guest.
+var SuspendMigrationWait = 2 * time.Minute
+
+// awaitMigrations waits until none of nodes has an unfinished migration (or SuspendMigrationWait
+// passes), so suspend destroys each VM where it ends up.
+func (h *Hooks) awaitMigrations(ctx context.Context, nodes []string) {
+	deadline := time.Now().Add(SuspendMigrationWait)
+	for _, name := range nodes {
+		logged := false
+		for {
+			m, _, err := h.Store.UnfinishedMigration(ctx, name)
+			if err != nil { // none (ErrNotFound), or the database cannot tell: go ahead
+				break
+			}
+			if !logged {
+				h.Log.Info().Str("vnode", name).Int64("migration", m.ID).Str("phase", m.Phase).
+					Msg("suspend waits for the vnode's live migration to end")
+				logged = true
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				h.Log.Warn().Str("vnode", name).Int64("migration", m.ID).Msg("suspend: migration still unfinished; destroying the VM wherever it is")
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+}
+
 // Suspend destroys the VMs of the vnodes named by nodes, wherever they run.
 func (h *Hooks) Suspend(ctx context.Context, nodes []string) ([]Outcome, error) {
+	h.awaitMigrations(ctx, nodes)
 	hosts := h.snapshot(ctx)
 	defer closeAll(hosts)
 	var outs []Outcome
