@@ -329,7 +329,12 @@ func (r *run) transfer(ctx context.Context, uri string) (virt.MigrateResult, err
 // destination anyway.
 func (r *run) switchedOver(jctx context.Context, res virt.MigrateResult, late bool) error {
 	if r.currentPhase() == PhasePreparing { // too quick for a progress reading, or reported late
-		_ = r.setPhase(jctx, PhaseTransferring, "", map[string]any{"first_byte_ms": res.FirstProgress.Milliseconds(), "late": true})
+		if r.res.FirstByte == 0 && res.FirstProgress > 0 {
+			// from the executor's start: now, less the call's wall time, plus its first progress
+			r.res.FirstByte = max(time.Since(r.start)-res.Wall+res.FirstProgress, time.Nanosecond)
+		}
+		_ = r.setPhase(jctx, PhaseTransferring, "", map[string]any{"first_byte_ms": r.res.FirstByte.Milliseconds(), "late": true,
+			"estimated": res.FirstProgressEstimated})
 	}
 	_ = r.setPhase(jctx, PhaseSwitchingOver, "", map[string]any{
 		"downtime_ms": res.Downtime.Milliseconds(), "qemu_ms": res.Elapsed.Milliseconds(), "libvirt_error": late,

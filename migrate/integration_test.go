@@ -220,7 +220,8 @@ func TestTestbedMigrateThereAndBack(t *testing.T) {
 		}
 		want := []migrate.Phase{migrate.PhasePlanned, migrate.PhasePreparing, migrate.PhaseTransferring,
 			migrate.PhaseSwitchingOver, migrate.PhaseVerifying, migrate.PhaseDone}
-		if fmt.Sprint(rec.phases) != fmt.Sprint(want) || rec.moves == 0 {
+		// a transfer shorter than a few progress intervals may give no reading with data
+		if fmt.Sprint(rec.phases) != fmt.Sprint(want) || rec.moves == 0 && lv.Elapsed >= time.Second {
 			t.Errorf("hop %d: phase events %v and %d progress events; want %v and some", i+1, rec.phases, rec.moves, want)
 		}
 

@@ -61,6 +61,9 @@ type MigrateResult struct {
 	// PostCopyWhy says what made it switch to post-copy: "after 30s", "stuck: …", "deadline".
 	PostCopyWhy   string
 	FirstProgress time.Duration // from the call until the source first reported bytes sent
+	// FirstProgressEstimated: no progress reading saw data (a short transfer); FirstProgress is
+	// then the call's wall time less QEMU's migration time.
+	FirstProgressEstimated bool
 }
 
 // What MigrateOptions.OnDeadline can ask for.
@@ -145,6 +148,10 @@ func (c *Conn) MigrateLive(ctx context.Context, name string, dst *Conn, opts Mig
 					res.Elapsed = time.Duration(js.TimeElapsed) * time.Millisecond
 					res.Downtime = time.Duration(js.Downtime) * time.Millisecond
 					res.DataTotal, res.DataProcessed, res.Iterations = js.DataTotal, js.DataProcessed, js.MemIteration
+				}
+				if res.FirstProgress == 0 && res.Elapsed > 0 && res.Elapsed < res.Wall {
+					// too quick for a progress reading: QEMU's own migration time ends at the return
+					res.FirstProgress, res.FirstProgressEstimated = res.Wall-res.Elapsed, true
 				}
 				res.PostCopy = postCopy
 				return nil
