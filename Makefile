@@ -9,15 +9,18 @@ TESTBED := scripts/testbed
 # Integration tests read the testbed's config; `make test` makes a missing testbed a failure.
 TESTENV = set -a; eval "$$($(TESTBED) env)"; set +a; export DROVER_REQUIRE_TESTBED=1
 
-.PHONY: help build test unit e2e-slurm e2e-place e2e-pft testbed-up testbed-down testbed-status demo lint
+.PHONY: help install build test unit e2e-slurm e2e-place e2e-pft testbed-up testbed-down testbed-status demo lint
 
 help: ## show this menu
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
+install: ## install the Debian packages the build and the testbed need (apt-get; quick when present)
+	$(TESTBED) install
+
 build: ## build bin/drover
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/drover ./cmd/drover
 
-test: build testbed-up ## unit + integration tests against the testbed (brings it up when needed), then e2e-slurm
+test: install build testbed-up ## unit + integration tests against the testbed (brings it up when needed), then e2e-slurm, e2e-place, e2e-pft
 	$(TESTENV); $(GO) test -count=1 -timeout 30m ./...
 	$(TESTENV); bin/drover check
 	$(MAKE) --no-print-directory e2e-slurm
@@ -55,9 +58,10 @@ testbed-down: ## stop everything the testbed started
 testbed-status: ## one row per testbed component
 	$(TESTBED) status
 
-demo: build testbed-up ## the main job on the testbed: check every component, then a Slurm job in a vnode that drover boots and live-migrates
+demo: install build testbed-up ## the main job on the testbed: check every component, Slurm jobs in vnodes drover places (avoiding a hot hypervisor) and live-migrates
 	$(TESTENV); bin/drover check
 	$(MAKE) --no-print-directory e2e-slurm
+	$(MAKE) --no-print-directory e2e-place
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
