@@ -176,13 +176,15 @@ const (
 	JobOutOfMemory JobState = "OUT_OF_MEMORY"
 )
 
-// Finished reports whether the job has ended, whatever the outcome.
+// Finished reports whether the job has ended, whatever the outcome: one of the terminal states.
+// Anything else — PENDING, RUNNING, CONFIGURING (its nodes are booting), COMPLETING, REQUEUED,
+// SUSPENDED, or a state this list does not know — is not finished.
 func (s JobState) Finished() bool {
 	switch s {
-	case JobPending, JobRunning, JobSuspended, JobCompleting, "":
-		return false
+	case JobCompleted, JobCancelled, JobFailed, JobTimeout, JobNodeFail, JobPreempted, JobBootFail, JobDeadline, JobOutOfMemory:
+		return true
 	}
-	return true
+	return false
 }
 
 // Job is one Slurm job.
