@@ -143,18 +143,7 @@ func (c *cli) kill9(t *testing.T, ctx context.Context, st *store.Store, vnode, t
 // where returns the hypervisors on which the guest's domain exists, with its state.
 func (b *bed) where(t *testing.T, ctx context.Context) map[string]virt.Domain {
 	t.Helper()
-	out := map[string]virt.Domain{}
-	for _, h := range b.cfg.Hypervisors {
-		d, err := b.conn(t, ctx, h.Name).Lookup(ctx, b.vnode)
-		switch {
-		case errors.Is(err, virt.ErrNoDomain):
-		case err != nil:
-			t.Fatalf("%s: %v", h.Name, err)
-		default:
-			out[h.Name] = d
-		}
-	}
-	return out
+	return testenv.Copies(t, ctx, b.conns.Conn, b.cfg.Hypervisors, b.vnode)
 }
 
 // A drover migrate process killed with SIGKILL in each phase of the journal leaves a migration
@@ -177,7 +166,7 @@ func TestTestbedCrashInEveryPhase(t *testing.T) {
 		{migrate.PhasePreparing, 0, nil},
 		{migrate.PhaseTransferring, 700 * time.Millisecond, []string{"--bandwidth", "8"}},
 		{migrate.PhaseSwitchingOver, 0, nil},
-		{migrate.PhaseVerifying, time.Second, nil},
+		{migrate.PhaseVerifying, time.Second, []string{"--verify-for", "3s"}}, // the default quick check is over in ms
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(trials*len(phases))*2*time.Minute+3*time.Minute)
 	defer cancel()

@@ -336,6 +336,16 @@ func (r *run) switchedOver(jctx context.Context, res virt.MigrateResult, late bo
 		_ = r.setPhase(jctx, PhaseTransferring, "", map[string]any{"first_byte_ms": r.res.FirstByte.Milliseconds(), "late": true,
 			"estimated": res.FirstProgressEstimated})
 	}
+	if res.DataTotal > 0 {
+		// the completed transfer's own figures close the progress display, so even a transfer too
+		// short for a reading shows what was sent
+		final := virt.Progress{Elapsed: res.Elapsed, DataTotal: res.DataTotal, DataProcessed: res.DataProcessed,
+			Iteration: res.Iterations, PostCopy: res.PostCopy, Completed: true}
+		if res.Elapsed > 0 {
+			final.BytesPerSec = uint64(float64(res.DataProcessed) / res.Elapsed.Seconds())
+		}
+		r.emit(Event{Phase: r.currentPhase(), Progress: &final})
+	}
 	_ = r.setPhase(jctx, PhaseSwitchingOver, "", map[string]any{
 		"downtime_ms": res.Downtime.Milliseconds(), "qemu_ms": res.Elapsed.Milliseconds(), "libvirt_error": late,
 		"post_copy": res.PostCopy, "post_copy_why": res.PostCopyWhy})

@@ -128,15 +128,7 @@ func tail(b []byte, n int) string {
 // runsOn checks where the guest is: running on want, absent from the others.
 func (b *bed) runsOn(t *testing.T, ctx context.Context, want string) {
 	t.Helper()
-	for _, h := range b.cfg.Hypervisors {
-		d, err := b.conn(t, ctx, h.Name).Lookup(ctx, b.vnode)
-		switch {
-		case h.Name == want && (err != nil || !d.Running()):
-			t.Fatalf("%s: %+v, %v; want running there", h.Name, d, err)
-		case h.Name != want && !errors.Is(err, virt.ErrNoDomain):
-			t.Fatalf("%s: %+v, %v; want no such domain there", h.Name, d, err)
-		}
-	}
+	testenv.RunsOnly(t, ctx, b.conns.Conn, b.cfg.Hypervisors, b.vnode, want)
 }
 
 // row checks the vnodes row.
@@ -154,6 +146,7 @@ type recorder struct {
 	mu     sync.Mutex
 	phases []migrate.Phase
 	moves  int // transfer progress events with bytes
+	totals int // the completed transfer's closing progress event
 	seen   chan migrate.Phase
 }
 
@@ -163,7 +156,9 @@ func (r *recorder) event(ev migrate.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ev.Progress != nil {
-		if ev.Progress.DataProcessed > 0 {
+		if ev.Progress.Completed {
+			r.totals++
+		} else if ev.Progress.DataProcessed > 0 {
 			r.moves++
 		}
 		return
@@ -221,8 +216,8 @@ func TestTestbedMigrateThereAndBack(t *testing.T) {
 		want := []migrate.Phase{migrate.PhasePlanned, migrate.PhasePreparing, migrate.PhaseTransferring,
 			migrate.PhaseSwitchingOver, migrate.PhaseVerifying, migrate.PhaseDone}
 		// a transfer shorter than a few progress intervals may give no reading with data
-		if fmt.Sprint(rec.phases) != fmt.Sprint(want) || rec.moves == 0 && lv.Elapsed >= time.Second {
-			t.Errorf("hop %d: phase events %v and %d progress events; want %v and some", i+1, rec.phases, rec.moves, want)
+		if fmt.Sprint(rec.phases) != fmt.Sprint(want) || rec.moves == 0 && lv.Elapsed >= time.Second || rec.totals != 1 {
+			t.Errorf("hop %d: phase events %v, %d progress events and %d closing totals; want %v, some and 1", i+1, rec.phases, rec.moves, rec.totals, want)
 		}
 
 		m, err := b.st.GetMigration(ctx, res.ID)

@@ -9,11 +9,8 @@ import (
 	"github.com/drover-hpc/drover/internal/config"
 )
 
-// Defaults for settings the configuration leaves at zero.
-const (
-	defaultTimeout   = 10 * time.Minute
-	defaultVerifyFor = 2500 * time.Millisecond
-)
+// defaultTimeout is the transfer timeout when the configuration leaves it at zero.
+const defaultTimeout = 10 * time.Minute
 
 // Reasons a migration may be journaled with (the migrations.reason column).
 var reasons = map[string]bool{"manual": true, "evacuation": true, "rebalance": true, "consolidation": true, "drain": true}
@@ -32,7 +29,9 @@ type Request struct {
 	AutoConverge  *bool
 	PostCopyAfter *time.Duration // 0: never switch to post-copy
 	Timeout       *time.Duration // abort the transfer if it runs longer
-	VerifyFor     *time.Duration // how long the guest must keep running on the destination
+	// VerifyFor is how long the guest must keep running on the destination; 0 is the quick
+	// check: running there and its vCPUs advancing between two readings.
+	VerifyFor *time.Duration
 
 	// SerialLog is the path of the vnode's console log as this process sees it. When set and
 	// readable, verification also wants new console lines after switch-over.
@@ -65,9 +64,6 @@ func settings(cfg config.Migration, r Request) (config.Migration, error) {
 	if s.Timeout == 0 && r.Timeout == nil {
 		s.Timeout = defaultTimeout
 	}
-	if s.VerifyFor == 0 && r.VerifyFor == nil {
-		s.VerifyFor = defaultVerifyFor
-	}
 	var bad []string
 	if s.MaxDowntime < 0 {
 		bad = append(bad, fmt.Sprintf("max downtime %v is negative", s.MaxDowntime))
@@ -81,8 +77,8 @@ func settings(cfg config.Migration, r Request) (config.Migration, error) {
 	if s.Timeout <= 0 {
 		bad = append(bad, fmt.Sprintf("timeout %v must be positive", s.Timeout))
 	}
-	if s.VerifyFor <= 0 {
-		bad = append(bad, fmt.Sprintf("verification time %v must be positive", s.VerifyFor))
+	if s.VerifyFor < 0 {
+		bad = append(bad, fmt.Sprintf("verification time %v is negative", s.VerifyFor))
 	}
 	if len(bad) > 0 {
 		return s, fmt.Errorf("%w: %s", ErrBadRequest, strings.Join(bad, "; "))

@@ -28,15 +28,15 @@ func TestSettings(t *testing.T) {
 			want: config.Migration{MaxDowntime: 200 * time.Millisecond, AutoConverge: true, Timeout: time.Minute, VerifyFor: 2 * time.Second},
 		},
 		{
-			// a configuration that leaves timeout and verification unset gets 10 min and 2.5 s
+			// a configuration that leaves the timeout unset gets 10 min; verification 0 is the quick check
 			name: "zero configuration gets defaults",
-			want: config.Migration{Timeout: 10 * time.Minute, VerifyFor: 2500 * time.Millisecond},
+			want: config.Migration{Timeout: 10 * time.Minute},
 		},
 		{name: "negative downtime", cfg: cfg, req: Request{MaxDowntime: ptr(-time.Millisecond)}, bad: "max downtime -1ms is negative"},
 		{name: "negative bandwidth", cfg: cfg, req: Request{BandwidthMiBs: ptr(-5)}, bad: "bandwidth -5 MiB/s"},
 		{name: "zero timeout asked for", cfg: cfg, req: Request{Timeout: ptr(time.Duration(0))}, bad: "timeout 0s must be positive"},
 		{name: "every problem at once", cfg: cfg, req: Request{VerifyFor: ptr(-time.Second), PostCopyAfter: ptr(-time.Second)},
-			bad: "post-copy delay -1s is negative; verification time -1s must be positive"},
+			bad: "post-copy delay -1s is negative; verification time -1s is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := settings(tc.cfg, tc.req)

@@ -22,6 +22,7 @@ func (a *app) migrateCommand() *cobra.Command {
 		maxDowntime time.Duration
 		bandwidth   int
 		timeout     time.Duration
+		verifyFor   time.Duration
 		watch       bool
 	)
 	c := &cobra.Command{
@@ -48,6 +49,9 @@ exits non-zero. Interrupting it (Ctrl-C) aborts the copy: the guest stays where 
 			}
 			if cmd.Flags().Changed("timeout") {
 				req.Timeout = &timeout
+			}
+			if cmd.Flags().Changed("verify-for") {
+				req.VerifyFor = &verifyFor
 			}
 			if cat, err := vnode.NewCatalog(a.cfg.Vnodes, a.cfg.Libvirt.DomainType); err == nil && cat.Has(req.VNode) {
 				req.SerialLog = cat.SerialLog(req.VNode)
@@ -98,6 +102,7 @@ exits non-zero. Interrupting it (Ctrl-C) aborts the copy: the guest stays where 
 	f.DurationVar(&maxDowntime, "max-downtime", 0, "longest pause of the guest at switch-over (default migration.max_downtime)")
 	f.IntVar(&bandwidth, "bandwidth", 0, "cap the copy at this many MiB/s, 0 for none (default migration.bandwidth_mibs)")
 	f.DurationVar(&timeout, "timeout", 0, "abort if not switched over within this long (default migration.timeout)")
+	f.DurationVar(&verifyFor, "verify-for", 0, "watch the guest on the destination this long before calling it done; 0 is the quick check: running, vCPUs advancing (default migration.verify_for)")
 	f.BoolVar(&watch, "watch", false, "print transfer progress, not only phase changes (default: on when stderr is a terminal)")
 	_ = c.MarkFlagRequired("to")
 	return c

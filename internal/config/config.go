@@ -114,8 +114,10 @@ type Migration struct {
 	Timeout           time.Duration `mapstructure:"timeout"` // pre-copy may run this long; then TimeoutAction
 	// TimeoutAction: abort (the guest stays on the source) or postcopy (it finishes on the
 	// destination, pulling the pages it still lacks).
-	TimeoutAction string        `mapstructure:"timeout_action"`
-	VerifyFor     time.Duration `mapstructure:"verify_for"` // watch the guest this long on the destination
+	TimeoutAction string `mapstructure:"timeout_action"`
+	// VerifyFor: watch the guest this long on the destination; 0, the default, is the quick check
+	// (running there, its vCPUs advancing between two readings tens of milliseconds apart)
+	VerifyFor time.Duration `mapstructure:"verify_for"`
 	// MaxPerHypervisor bounds the unfinished migrations touching one hypervisor, outgoing and
 	// incoming together; MaxConcurrent bounds them cluster-wide. 0 takes the default (1 and 2).
 	MaxPerHypervisor int `mapstructure:"max_per_hypervisor"`
@@ -147,7 +149,6 @@ func Defaults() Config {
 		Migration: Migration{
 			MaxDowntime: 50 * time.Millisecond,
 			Timeout:     10 * time.Minute,
-			VerifyFor:   2500 * time.Millisecond,
 
 			PostCopyWhenStuck: true,
 			TimeoutAction:     "abort",

@@ -20,6 +20,7 @@ func TestServerSection(t *testing.T) {
 		{"server:\n  policy: greedy\n", `:2: server.policy: unknown policy "greedy" (known: balanced, pack, energy, thermal)`},
 		{"server:\n  refresh: 0s\n", ":2: server.refresh: must be positive"},
 		{"migration:\n  timeout_action: pause\n", `:2: migration.timeout_action: "pause" is neither abort nor postcopy`},
+		{"migration:\n  verify_for: -1s\n", `migration: max_downtime, bandwidth_mibs and verify_for must not be negative`},
 		{"server:\n  temp_warn_celsius: 95\n  temp_crit_celsius: 90\n", "server.temp_warn_celsius: bounds must be non-negative with warn ≤ crit"},
 	} {
 		_, err := Load(Source{Path: writeFile(t, tc.body), Explicit: true})

@@ -81,8 +81,8 @@ func (c *Config) Validate() error {
 			bad("vnodes", "cpus must be at least 1 and memory_mib at least 64 (got %d, %d)", c.Vnodes.CPUs, c.Vnodes.MemoryMiB)
 		}
 	}
-	if c.Migration.MaxDowntime < 0 || c.Migration.BandwidthMiBs < 0 || c.Migration.Timeout <= 0 {
-		bad("migration", "max_downtime and bandwidth_mibs must not be negative, timeout must be positive")
+	if c.Migration.MaxDowntime < 0 || c.Migration.BandwidthMiBs < 0 || c.Migration.Timeout <= 0 || c.Migration.VerifyFor < 0 {
+		bad("migration", "max_downtime, bandwidth_mibs and verify_for must not be negative, timeout must be positive")
 	}
 	if c.Migration.MaxPerHypervisor < 0 || c.Migration.MaxConcurrent < 0 {
 		bad("migration", "max_per_hypervisor and max_concurrent must not be negative (got %d, %d)",

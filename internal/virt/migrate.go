@@ -47,6 +47,7 @@ type Progress struct {
 	DirtyPages    uint64 // pages dirtied per second
 	Iteration     uint64 // pre-copy pass
 	PostCopy      bool   // switched to post-copy
+	Completed     bool   // the finished transfer's totals, not a reading taken during it
 }
 
 // MigrateResult is what the destination reports for a completed migration.
