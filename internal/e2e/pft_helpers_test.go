@@ -167,18 +167,7 @@ func tailOf(b []byte, n int) string {
 // copies lists the hypervisors on which the guest's domain exists.
 func (g *guest) copies(t *testing.T, ctx context.Context) map[string]virt.Domain {
 	t.Helper()
-	out := map[string]virt.Domain{}
-	for _, h := range g.cfg.Hypervisors {
-		d, err := g.conn(t, ctx, h.Name).Lookup(ctx, g.name)
-		switch {
-		case errors.Is(err, virt.ErrNoDomain):
-		case err != nil:
-			t.Fatalf("%s: %v", h.Name, err)
-		default:
-			out[h.Name] = d
-		}
-	}
-	return out
+	return testenv.Copies(t, ctx, g.conns.Conn, g.cfg.Hypervisors, g.name)
 }
 
 // runsOn fails unless the guest runs on hv and nowhere else.
@@ -496,22 +485,7 @@ func (e *env) hostHealth(ctx context.Context, hv string) string {
 // domainsOf lists, per hypervisor, the libvirt domains called name.
 func domainsOf(t *testing.T, ctx context.Context, conns *migrate.Pool, hvs []config.Hypervisor, name string) map[string]virt.Domain {
 	t.Helper()
-	out := map[string]virt.Domain{}
-	for _, h := range hvs {
-		c, err := conns.Conn(ctx, h.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := c.Lookup(ctx, name)
-		switch {
-		case errors.Is(err, virt.ErrNoDomain):
-		case err != nil:
-			t.Fatalf("%s: %v", h.Name, err)
-		default:
-			out[h.Name] = d
-		}
-	}
-	return out
+	return testenv.Copies(t, ctx, conns.Conn, hvs, name)
 }
 
 // contiguous checks that a task's ticks so far are 1..n in order and returns n and the largest gap.

@@ -122,7 +122,7 @@ func TestJobStartRecordsHints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(j.Hints, []string{HintNoMigrate}) || j.TimeLimit == nil || *j.TimeLimit != time.Hour {
+	if !slices.Equal(j.Hints, []string{scheduler.HintNoMigrate}) || j.TimeLimit == nil || *j.TimeLimit != time.Hour {
 		t.Errorf("job 77 recorded hints %q, time limit %v", j.Hints, j.TimeLimit)
 	}
 	// a typo'd hint is left out (the resume hook refuses such a job with the word named)

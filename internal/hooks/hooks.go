@@ -250,7 +250,7 @@ func (h *Hooks) request(ctx context.Context, log zerolog.Logger, name string, cp
 			}
 		}
 	}
-	hints, err := ParseHints(comment, job.Extra)
+	hints, err := scheduler.ParseHints(comment, job.Extra)
 	if err != nil {
 		return req, err
 	}

@@ -111,26 +111,12 @@ func (h *Hooks) enrich(ctx context.Context, src JobSource, j *store.Job) {
 		j.Constraints = sj.Constraint
 	}
 	// the control loop reads jobs.hints: drover:no-migrate keeps the job's vnodes where they are
-	hints, err := ParseHints(sj.Comment)
+	hints, err := scheduler.ParseHints(sj.Comment)
 	if err != nil {
 		h.Log.Warn().Int64("job", j.ID).Err(err).Msg("job comment: hints left out")
 		return
 	}
-	j.Hints = HintWords(hints)
-}
-
-// HintWords lists hints as the words a user writes (drover:spread…), in a fixed order.
-func HintWords(h scheduler.Hints) []string {
-	var out []string
-	for _, w := range []struct {
-		on   bool
-		word string
-	}{{h.Spread, HintSpread}, {h.Pack, HintPack}, {h.NoMigrate, HintNoMigrate}} {
-		if w.on {
-			out = append(out, w.word)
-		}
-	}
-	return out
+	j.Hints = scheduler.HintWords(hints)
 }
 
 // JobStart records a job that slurmctld is starting.

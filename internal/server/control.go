@@ -265,28 +265,11 @@ func (c *Controller) vms(rows []store.ControlVM, skipInflight bool) []scheduler.
 		if r.LastMigration != nil {
 			vm.LastMigrated = *r.LastMigration
 		}
-		vm.Hints = hintsOf(r.Hints)
+		vm.Hints, _ = scheduler.ParseHints(r.Hints...) // written by HintWords: no unknown words
 		vm.NoMigrate = vm.Hints.NoMigrate
 		out = append(out, vm)
 	}
 	return out
-}
-
-// hintsOf reads the jobs.hints words (drover:no-migrate, drover:spread, drover:pack; the prefix
-// optional, any case).
-func hintsOf(words []string) scheduler.Hints {
-	var h scheduler.Hints
-	for _, w := range words {
-		switch strings.TrimPrefix(strings.ToLower(strings.TrimSpace(w)), "drover:") {
-		case "no-migrate", "no_migrate", "nomigrate":
-			h.NoMigrate = true
-		case "spread":
-			h.Spread = true
-		case "pack":
-			h.Pack = true
-		}
-	}
-	return h
 }
 
 // plan reads the fleet and the vnodes and plans, at now.

@@ -149,19 +149,7 @@ func (b *ctlBed) health(t *testing.T, ctx context.Context, hv, from, to string) 
 // runsOn checks the guest runs on want and nowhere else, and that its row says so.
 func (b *ctlBed) runsOn(t *testing.T, ctx context.Context, want string) {
 	t.Helper()
-	for _, h := range b.cfg.Hypervisors {
-		c, err := b.conns.Conn(ctx, h.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := c.Lookup(ctx, b.vnode)
-		switch {
-		case h.Name == want && (err != nil || !d.Running()):
-			t.Fatalf("%s: %+v, %v; want the guest running there", h.Name, d, err)
-		case h.Name != want && !errors.Is(err, virt.ErrNoDomain):
-			t.Fatalf("%s: %+v, %v; want no such domain there", h.Name, d, err)
-		}
-	}
+	testenv.RunsOnly(t, ctx, b.conns.Conn, b.cfg.Hypervisors, b.vnode, want)
 	v, err := b.st.GetVnode(ctx, b.vnode)
 	if err != nil || v.State != "running" || v.Hypervisor != want {
 		t.Fatalf("vnode row = %+v, %v; want running on %s", v, err, want)

@@ -1,10 +1,8 @@
-package hooks
+package scheduler
 
 import (
 	"fmt"
 	"strings"
-
-	"github.com/drover-hpc/drover/scheduler"
 )
 
 // Hint words a user puts in the job's --comment (or --extra), e.g.
@@ -16,12 +14,13 @@ const (
 	HintNoMigrate = "drover:no-migrate" // never live-migrate the job's vnodes
 )
 
-// ParseHints reads drover hints from the job's comment and extra fields. Words are separated by
+// ParseHints reads drover hints from a job's comment and extra fields (or the words the jobs
+// table keeps, which HintWords wrote). Words are separated by
 // white space, commas or semicolons. An unknown drover: word is an error naming it, so a typo
 // does not silently give another placement than the user asked for. Contradictions (spread and
 // pack) are left to the scheduler, which refuses them with a reason.
-func ParseHints(fields ...string) (scheduler.Hints, error) {
-	var h scheduler.Hints
+func ParseHints(fields ...string) (Hints, error) {
+	var h Hints
 	for _, f := range fields {
 		words := strings.FieldsFunc(f, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\t' || r == '\n' })
 		for _, w := range words {
@@ -42,4 +41,19 @@ func ParseHints(fields ...string) (scheduler.Hints, error) {
 		}
 	}
 	return h, nil
+}
+
+// HintWords lists h as the words a user writes (drover:spread…), in a fixed order; ParseHints
+// reads them back.
+func HintWords(h Hints) []string {
+	var out []string
+	for _, w := range []struct {
+		on   bool
+		word string
+	}{{h.Spread, HintSpread}, {h.Pack, HintPack}, {h.NoMigrate, HintNoMigrate}} {
+		if w.on {
+			out = append(out, w.word)
+		}
+	}
+	return out
 }
