@@ -28,8 +28,8 @@ var hostsStateTypes = [...]uint32{pgtype.Int4OID, pgtype.TimestamptzOID, pgtype.
 
 // HostsState returns the state of every hypervisor that has reported, in no particular order:
 // the lean whole-cluster read behind the scheduler's view (10,000 hosts: one scan of the per-host
-// summary, decoded straight from PostgreSQL's binary rows). Figures of stale hosts are returned but
-// flagged.
+// summary, which carries copies of host_health's state and breach, decoded straight from
+// PostgreSQL's binary rows). Figures of stale hosts are returned but flagged.
 func (s *Store) HostsState(ctx context.Context) ([]HostState, error) {
 	rows, err := s.db.Query(ctx, q.Get("HostsState"))
 	if err != nil {

@@ -78,10 +78,11 @@ SELECT action, partition_name, rows FROM kpi_partitions($1, $2);
 
 -- name: HostsState
 -- The state of every hypervisor that has reported, keyed by its id, as lean as a whole-cluster read
--- can be: the newest sample's time, the KPIs placement weighs, health state and the earliest
--- predicted breach. One scan of the per-host summary plus the (small) health table; names and
--- inventory come from FleetInventory, which changes rarely. Hosts that never reported are absent.
-SELECT n.hypervisor_id, n.ts, n.load1, n.cpu_busy_ratio, n.mem_available_bytes, n.temp_max_celsius, n.power_watts,
-       hh.state, hh.predicted_breach_at
-FROM host_kpi_now n
-LEFT JOIN host_health hh ON hh.hypervisor_id = n.hypervisor_id;
+-- can be: the newest sample's time, the KPIs placement weighs, health state (NULL: no health event
+-- yet) and the earliest predicted breach. One scan of one table, no join: host_kpi_now carries
+-- copies of host_health's state and breach, kept by triggers (sql/migrations/004_host_state.up.sql).
+-- Names and inventory come from FleetInventory, which changes rarely. Hosts that never reported
+-- are absent.
+SELECT hypervisor_id, ts, load1, cpu_busy_ratio, mem_available_bytes, temp_max_celsius, power_watts,
+       health_state, predicted_breach_at
+FROM host_kpi_now;
