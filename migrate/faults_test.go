@@ -285,6 +285,10 @@ func TestTestbedFaultBadMigrationURI(t *testing.T) {
 					t.Errorf("error lacks %q", s)
 				}
 			}
+			// libvirtd answered all along: a hint asking whether it runs would send the admin astray
+			if strings.Contains(err.Error(), "is libvirtd running") {
+				t.Errorf("error %q suspects libvirtd, which answers; the migration stream failed", err)
+			}
 			row := b.journaled(t, ctx, res.ID, migrate.PhaseRolledBack, tc.want...)
 			t.Logf("journal: %s: %s", row.Phase, row.Error)
 			b.runsOn(t, ctx, "hv1")

@@ -83,6 +83,9 @@ func unreachable(lerr libvirt.Error) bool {
 	return false
 }
 
+// hintUnreachable begins the hint for a libvirtd that does not answer; the URI follows.
+const hintUnreachable = "is libvirtd running at "
+
 // wrap turns err from operation op into an *Error with a hint, or returns nil for nil.
 func (c *Conn) wrap(op string, err error) error {
 	if err == nil {
@@ -95,7 +98,7 @@ func (c *Conn) wrap(op string, err error) error {
 		e.Hint = "libvirtd at " + c.uri + " did not answer in time: is it overloaded or hung? " + hintTestbed
 	case errors.Is(err, context.Canceled):
 	case errors.As(err, &lerr) && unreachable(lerr):
-		e.Hint = "is libvirtd running at " + c.uri + " and listening? " + hintTestbed
+		e.Hint = hintUnreachable + c.uri + " and listening? " + hintTestbed
 	case errors.As(err, &lerr) && lerr.Code == libvirt.ERR_NO_DOMAIN:
 		e.Hint = "List shows the domains this hypervisor has"
 	case errors.As(err, &lerr) && (lerr.Code == libvirt.ERR_XML_ERROR || lerr.Code == libvirt.ERR_XML_DETAIL ||

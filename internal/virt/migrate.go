@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"libvirt.org/go/libvirt"
@@ -209,6 +210,7 @@ func (c *Conn) MigrateLive(ctx context.Context, name string, dst *Conn, opts Mig
 		if opts.Deadline > 0 && opts.OnDeadline != DeadlinePostCopy && res.Wall >= opts.Deadline {
 			return res, c.wrap(op, fmt.Errorf("aborted at the deadline: pre-copy did not finish within %v: %w", opts.Deadline, ErrDeadline))
 		}
+		c.streamHint(ctx, err, dst, opts.URI)
 		return res, err
 	}
 	return res, nil
@@ -216,3 +218,24 @@ func (c *Conn) MigrateLive(ctx context.Context, name string, dst *Conn, opts Mig
 
 // ErrDeadline: a migration was cancelled because pre-copy ran past MigrateOptions.Deadline.
 var ErrDeadline = errors.New("migration deadline passed")
+
+// streamHint corrects the hint of a failed migration that reads as if libvirtd were unreachable
+// (a socket error) while the source's libvirtd still answers: then the migration stream, not
+// the management connection, could not reach the destination.
+func (c *Conn) streamHint(ctx context.Context, err error, dst *Conn, uri string) {
+	var e *Error
+	if !errors.As(err, &e) || !strings.HasPrefix(e.Hint, hintUnreachable) {
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if c.call(actx, "check the connection", func() error { _, err := c.lv.GetLibVersion(); return err }) != nil {
+		return // libvirtd itself is gone: the hint stands
+	}
+	to := "the address libvirt derives from " + dst.name + "'s hostname"
+	if uri != "" {
+		to = uri
+	}
+	e.Hint = "libvirtd at " + c.uri + " answers, but the migration stream could not reach " + dst.name + " at " + to +
+		": check its migration_uri and that it accepts connections on the migration ports. " + hintTestbed
+}
