@@ -37,7 +37,11 @@ func (s *Store) HostsState(ctx context.Context) ([]HostState, error) {
 	}
 	defer rows.Close()
 	now := time.Now()
-	out := make([]HostState, 0, 1024)
+	// Rows are gathered in chunks of doubling size and copied once into a slice of the exact
+	// length: appending to one slice copied 10,000 hosts' states eight times over as it grew, which
+	// with the garbage it left was a third of the read's CPU time.
+	var full [][]HostState
+	cur := make([]HostState, 0, 1024)
 	var (
 		id     int32
 		at     pgtype.Timestamptz
@@ -53,7 +57,7 @@ func (s *Store) HostsState(ctx context.Context) ([]HostState, error) {
 			for i := range f {
 				f[i] = rawFloat(v[2+i])
 			}
-			health, breach = rawText(v[7]), rawTime(v[8])
+			health, breach = rawHealth(v[7]), rawTime(v[8])
 		} else if err := rows.Scan(&id, &at, &f[0], &f[1], &f[2], &f[3], &f[4], &health, &breach); err != nil {
 			return nil, fmt.Errorf("read hosts state: %w", err)
 		}
@@ -71,10 +75,40 @@ func (s *Store) HostsState(ctx context.Context) ([]HostState, error) {
 		default:
 			h.Health = "unknown"
 		}
-		out = append(out, h)
+		if len(cur) == cap(cur) {
+			full = append(full, cur)
+			cur = make([]HostState, 0, 2*cap(cur))
+		}
+		cur = append(cur, h)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read hosts state: %w", err)
 	}
-	return out, nil
+	if len(full) == 0 {
+		return cur, nil
+	}
+	n := len(cur)
+	for _, c := range full {
+		n += len(c)
+	}
+	out := make([]HostState, 0, n)
+	for _, c := range full {
+		out = append(out, c...)
+	}
+	return append(out, cur...), nil
+}
+
+// rawHealth is rawText for a health state, without allocating for the four known ones.
+func rawHealth(b []byte) pgtype.Text {
+	switch string(b) {
+	case "ok":
+		return pgtype.Text{String: "ok", Valid: true}
+	case "warning":
+		return pgtype.Text{String: "warning", Valid: true}
+	case "critical":
+		return pgtype.Text{String: "critical", Valid: true}
+	case "unknown":
+		return pgtype.Text{String: "unknown", Valid: true}
+	}
+	return rawText(b)
 }

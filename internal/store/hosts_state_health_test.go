@@ -353,3 +353,41 @@ func TestHostStateMigrationDownUp(t *testing.T) {
 	}
 	d.consistent(t)
 }
+
+// HostsState over more hosts than its first chunk (1,024) holds: every host once, with its own
+// figures and health.
+func TestHostsStateManyHosts(t *testing.T) {
+	_, pool := testenv.MigratedSchema(t)
+	ctx := context.Background()
+	const n = 5000
+	for _, sql := range []string{
+		`WITH h AS (INSERT INTO hypervisors (name, uri) SELECT 'h' || i, 'qemu:///h' FROM generate_series(1, 5000) i RETURNING id)
+		 INSERT INTO host_kpi_now (hypervisor_id, ts, load1) SELECT id, now(), id FROM h`,
+		`INSERT INTO host_health (hypervisor_id, state) SELECT id, 'critical' FROM hypervisors WHERE id % 10 = 0`,
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	list, err := store.New(pool).HostsState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	bad := 0
+	for _, h := range list {
+		want := "ok" // fresh, no health event
+		if h.ID%10 == 0 {
+			want = "critical"
+		}
+		if seen[h.ID] || h.Load1 != float64(h.ID) || h.Health != want {
+			if bad++; bad <= 3 {
+				t.Errorf("host %d = %+v (seen before: %v), want load %d, %s", h.ID, h, seen[h.ID], h.ID, want)
+			}
+		}
+		seen[h.ID] = true
+	}
+	if len(list) != n || len(seen) != n || bad != 0 {
+		t.Errorf("%d hosts, %d distinct (want %d each), %d wrong", len(list), len(seen), n, bad)
+	}
+}
