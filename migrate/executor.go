@@ -188,8 +188,12 @@ func (r *run) migrate(ctx context.Context) error {
 		return err
 	}
 	// 4. libvirt, the truth: where the domain runs, and whether the destination answers
-	p, err := place(req.VNode, req.To, e.locate(ctx, req.VNode))
+	seen := e.locate(ctx, req.VNode)
+	p, err := place(req.VNode, req.To, seen)
 	if err != nil {
+		if errors.Is(err, ErrNotRunning) {
+			r.vanished(ctx, row, seen, err)
+		}
 		if errors.Is(err, ErrRunsTwice) { // a migration started meanwhile shows on both hosts
 			if uerr := r.checkUnfinished(ctx); uerr != nil {
 				return uerr

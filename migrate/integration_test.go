@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/drover-hpc/drover/internal/config"
@@ -29,6 +30,7 @@ type bed struct {
 	cfg    *config.Config
 	schema string
 	st     *store.Store
+	pool   *pgxpool.Pool // the test's schema
 	conns  *migrate.Pool
 	vnode  string
 	serial string
@@ -46,7 +48,7 @@ func newNamedBed(t *testing.T, ctx context.Context, prefix, cmdline string) *bed
 		t.Fatalf("testbed has %d hypervisors, want 2", len(cfg.Hypervisors))
 	}
 	schema, pool := testenv.MigratedSchema(t)
-	b := &bed{cfg: cfg, schema: schema, st: store.New(pool), conns: migrate.NewPool(cfg.Hypervisors, cfg.Libvirt.ConnectTimeout)}
+	b := &bed{cfg: cfg, schema: schema, st: store.New(pool), pool: pool, conns: migrate.NewPool(cfg.Hypervisors, cfg.Libvirt.ConnectTimeout)}
 	t.Cleanup(func() { _ = b.conns.Close() })
 	if err := b.st.SyncHypervisors(ctx, cfg.Hypervisors); err != nil {
 		t.Fatal(err)
@@ -319,6 +321,15 @@ func TestTestbedMigrateRefusals(t *testing.T) {
 	}
 	b.runsOn(t, ctx, "hv1")
 	b.row(t, ctx, "booting", "hv1")
+	// the ghost's VM is on no hypervisor and both answered: its row stops claiming hv1's capacity
+	if v, err := b.st.GetVnode(ctx, ghost); err != nil || v.State != "failed" || v.Hypervisor != "hv1" ||
+		v.Reason != "its VM is on none of hv1, hv2 (the database said booting on hv1)" {
+		t.Errorf("ghost row = %+v, %v; want failed, last on hv1, with the reason", v, err)
+	}
+	var n int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM vnode_events WHERE vnode = $1 AND event = 'vanished'`, ghost).Scan(&n); err != nil || n != 1 {
+		t.Errorf("ghost's vanished events: %d, %v; want 1", n, err)
+	}
 }
 
 // A second migration of a vnode that is migrating is refused; cancelling the first aborts it and

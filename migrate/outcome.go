@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/drover-hpc/drover/internal/config"
@@ -113,6 +114,33 @@ func (r *run) reconcileRow(ctx context.Context, row store.Vnode) error {
 		map[string]any{"database": was, "libvirt": r.src.hv, "by": "migrate"})
 }
 
+// vanished records a vnode whose row says it lives while every hypervisor answered that it has
+// no such domain: the row becomes failed with the reason, so its CPUs and memory stop counting
+// against a host in placement, and err gets a hint saying so. A vnode that is absent, failed or
+// stopping is left alone, and so is any when a hypervisor could not be asked.
+func (r *run) vanished(ctx context.Context, row store.Vnode, seen []sighting, err error) {
+	if row.State != "booting" && row.State != "running" && row.State != "migrating" {
+		return
+	}
+	asked := make([]string, 0, len(seen))
+	for _, s := range seen {
+		if s.err != nil || s.dom != nil {
+			return
+		}
+		asked = append(asked, s.hv)
+	}
+	was := row.State + " on " + orNone(row.Hypervisor)
+	reason := fmt.Sprintf("its VM is on none of %s (the database said %s)", strings.Join(asked, ", "), was)
+	r.e.log.Warn().Str("vnode", r.req.VNode).Str("database", was).Strs("asked", asked).
+		Msg("vnode's VM is gone from every hypervisor: recorded as failed")
+	if serr := r.e.st.SetVnodeState(ctx, r.req.VNode, "failed", reason, nil); serr != nil {
+		r.e.log.Error().Str("vnode", r.req.VNode).Err(serr).Msg("could not record the vanished VM")
+		return
+	}
+	_ = r.e.st.VnodeEvent(ctx, r.req.VNode, "vanished", row.Hypervisor, map[string]any{"database": was, "asked": asked, "by": "migrate"})
+	r.res.Corrected = was
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "no hypervisor"
@@ -158,6 +186,8 @@ func hint(err error, r *run) string {
 		return "choose one of the configured hypervisors: " + names(r.e.conns.Hypervisors())
 	case errors.Is(err, ErrSameHypervisor):
 		return "nothing to do: " + vn + " is already there; choose another destination"
+	case errors.Is(err, ErrNotRunning) && r.res.Corrected != "":
+		return "its VM is gone: drover now records " + vn + " as failed (it said " + r.res.Corrected + "); Slurm boots it afresh when it resumes the node"
 	case errors.Is(err, ErrNotRunning):
 		return "nothing to migrate: start the vnode first (Slurm resumes it for a job), or resume a paused domain"
 	case errors.Is(err, ErrUnreachable):

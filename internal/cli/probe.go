@@ -9,7 +9,7 @@ import (
 	"github.com/drover-hpc/drover/internal/virt"
 )
 
-// libvirtProber asks each configured hypervisor's libvirt for its CPUs and memory.
+// libvirtProber asks each configured hypervisor's libvirt for its CPUs, memory and active domains.
 type libvirtProber struct{ hvs []config.Hypervisor }
 
 func (p libvirtProber) Probe(ctx context.Context) []server.Probe {
@@ -31,7 +31,18 @@ func (p libvirtProber) Probe(ctx context.Context) []server.Probe {
 				out[i].Err = err
 				return
 			}
+			doms, err := c.List(ctx)
+			if err != nil {
+				out[i].Err = err
+				return
+			}
 			out[i].CPUs, out[i].MemoryMiB = info.CPUs, int64(info.MemoryBytes>>20)
+			out[i].Active = []string{}
+			for _, d := range doms {
+				if d.Active {
+					out[i].Active = append(out[i].Active, d.Name)
+				}
+			}
 		}()
 	}
 	wg.Wait()

@@ -102,7 +102,7 @@ type pftMigration struct {
 // advancing) and with the testbed's 2 s watch (which also waits for console lines), so the cost
 // of a longer watch shows apart from the rest.
 func testMigrateVsVirsh(t *testing.T, r *report) {
-	rounds := envInt(t, pftRoundsEnv, 2)
+	rounds := envInt(t, pftRoundsEnv, 3) // 6 migrations per tool: medians that a noisy machine moves less
 	rate := envInt(t, pftDirtyRateEnv, 128)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rounds)*4*time.Minute+2*time.Minute)
 	defer cancel()

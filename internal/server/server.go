@@ -62,6 +62,7 @@ type Server struct {
 	readErr error
 	// unreachable: hosts the last probe could not reach
 	unreachable map[string]bool
+	missing     map[string]bool // vnodes whose VM the last audit found on no hypervisor
 
 	addr chan string // the address the API listens on, once
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/drover-hpc/drover/internal/server"
+	"github.com/drover-hpc/drover/internal/store"
 	"github.com/drover-hpc/drover/internal/testenv"
 	"github.com/drover-hpc/drover/scheduler"
 )
@@ -190,5 +191,71 @@ func TestProbeRecordsCapacity(t *testing.T) {
 	})
 	if !hosts[0].Reachable || hosts[1].Reachable || hosts[0].CPUs != 8 {
 		t.Errorf("view = %+v", hosts)
+	}
+}
+
+// The leader's audit records a vnode whose VM no hypervisor lists, at two probes in a row, as
+// failed with the reason; a vnode some hypervisor lists is left alone, and so is every vnode
+// while a hypervisor cannot be asked.
+func TestProbeAuditsVanishedVMs(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		probes fakeProber
+		ghost  string // the ghost's state after the probes
+	}{
+		{"every hypervisor answers", fakeProber{{Name: "hv-a", CPUs: 8, MemoryMiB: 16384, Active: []string{"vn-live"}},
+			{Name: "hv-b", CPUs: 8, MemoryMiB: 16384, Active: []string{}}}, "failed"},
+		{"one cannot be asked", fakeProber{{Name: "hv-a", CPUs: 8, MemoryMiB: 16384, Active: []string{"vn-live"}},
+			{Name: "hv-b", Err: errors.New("connection refused")}}, "running"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, pool := testenv.MigratedSchema(t)
+			st := store.New(pool)
+			if _, err := pool.Exec(ctx, `INSERT INTO hypervisors (name, uri) VALUES ('hv-a', 'qemu+tcp://a/system'), ('hv-b', 'qemu+tcp://b/system')`); err != nil {
+				t.Fatal(err)
+			}
+			for _, vn := range []string{"vn-live", "vn-ghost"} {
+				hv := "hv-a"
+				if err := st.SetVnodeState(ctx, vn, "running", "", &hv); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := server.New(server.Config{Listen: "127.0.0.1:0", Token: token, Refresh: 50 * time.Millisecond,
+				ProbeInterval: 50 * time.Millisecond, Prober: tc.probes},
+				pool, scheduler.LeastLoaded{}, zerolog.New(zerolog.NewTestWriter(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- s.Run(rctx) }()
+			defer func() { cancel(); <-done }()
+			waitFor(t, "leadership", 10*time.Second, s.Leading)
+			if tc.ghost == "failed" {
+				waitFor(t, "the ghost recorded failed, with its event", 10*time.Second, func() bool {
+					var n int
+					_ = pool.QueryRow(ctx, `SELECT count(*) FROM vnode_events WHERE vnode = 'vn-ghost' AND event = 'vanished'`).Scan(&n)
+					return n > 0
+				})
+			} else {
+				time.Sleep(500 * time.Millisecond) // ten probes
+			}
+			g, err := st.GetVnode(ctx, "vn-ghost")
+			if err != nil || g.State != tc.ghost {
+				t.Fatalf("ghost = %+v, %v; want %s", g, err, tc.ghost)
+			}
+			if tc.ghost == "failed" && g.Reason != "its VM is on none of hv-a, hv-b at two probes in a row (the database said running on hv-a)" {
+				t.Errorf("ghost's reason %q", g.Reason)
+			}
+			if v, err := st.GetVnode(ctx, "vn-live"); err != nil || v.State != "running" || v.Hypervisor != "hv-a" {
+				t.Errorf("live vnode = %+v, %v; want running on hv-a", v, err)
+			}
+			var n int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM vnode_events WHERE vnode = 'vn-ghost' AND event = 'vanished'`).Scan(&n); err != nil ||
+				(n == 1) != (tc.ghost == "failed") {
+				t.Errorf("vanished events: %d, %v", n, err)
+			}
+		})
 	}
 }
