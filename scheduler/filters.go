@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 )
@@ -20,14 +19,13 @@ type Filter interface {
 	Explain(q *Query, c *Candidate) string
 }
 
-// DynamicFilter depends on the request: it runs per decision, over all candidates at once.
+// DynamicFilter depends on the request: it runs per decision, on every host that passed the
+// static filters (see filter). Its Feasible is the hot path: small enough to inline, reading the
+// Candidate's hot fields, never allocating or formatting.
 type DynamicFilter interface {
 	Filter
 	// Applies is false when the filter would pass every host for this request, so it is skipped.
 	Applies(q *Query) bool
-	// Filter is the hot path: it keeps, in place and in order, the hosts of in that pass and
-	// returns them. It applies the same test as Feasible, without allocating or formatting.
-	Filter(q *Query, in []int32) []int32
 }
 
 var (
@@ -117,8 +115,11 @@ type ForecastFilter struct{}
 func (ForecastFilter) Name() string          { return "forecast" }
 func (ForecastFilter) Reason() string        { return ReasonBreachSoon }
 func (ForecastFilter) Applies(q *Query) bool { return len(q.s.risky) > 0 }
+
+// Feasible reads the host itself: Decide only asks about the snapshot's few risky hosts (a
+// predicted breach, or in warning), every other host passes.
 func (ForecastFilter) Feasible(q *Query, c *Candidate) bool {
-	h := c.H // only the few risky hosts get here: no need for a hot copy
+	h := c.H
 	return (h.BreachAt.IsZero() || h.BreachAt.UnixNano() >= q.deadline) && !(h.Health == "warning" && q.req.Hints.NoMigrate)
 }
 func (ForecastFilter) Explain(q *Query, c *Candidate) string {
@@ -174,10 +175,12 @@ func (RackPowerFilter) Explain(q *Query, c *Candidate) string {
 // FeatureFilter drops a host whose features do not satisfy the request's constraint.
 type FeatureFilter struct{}
 
-func (FeatureFilter) Name() string                         { return "features" }
-func (FeatureFilter) Reason() string                       { return ReasonFeatures }
-func (FeatureFilter) Applies(q *Query) bool                { return len(q.cons) > 0 }
-func (FeatureFilter) Feasible(q *Query, c *Candidate) bool { return q.cons.match(&q.s.feats[c.idx]) }
+func (FeatureFilter) Name() string          { return "features" }
+func (FeatureFilter) Reason() string        { return ReasonFeatures }
+func (FeatureFilter) Applies(q *Query) bool { return len(q.cons) > 0 }
+func (FeatureFilter) Feasible(q *Query, c *Candidate) bool {
+	return len(q.cons) == 0 || q.featOK[c.feat] // the constraint matched once per distinct feature set
+}
 func (FeatureFilter) Explain(q *Query, c *Candidate) string {
 	have := "none"
 	if len(c.H.Features) > 0 {
@@ -197,99 +200,4 @@ func (AntiAffinityFilter) Applies(q *Query) bool {
 func (AntiAffinityFilter) Feasible(q *Query, c *Candidate) bool { return q.jobCount(c) == 0 }
 func (AntiAffinityFilter) Explain(q *Query, c *Candidate) string {
 	return fmt.Sprintf("runs %d of job %d's vnodes and the job asked to spread", q.jobCount(c), q.req.JobID)
-}
-
-// Filter implements DynamicFilter.
-func (f CPUFilter) Filter(q *Query, in []int32) []int32 {
-	return keepFeasible(q, in, func(c *Candidate) bool { return f.Feasible(q, c) })
-}
-
-// Filter implements DynamicFilter.
-func (f MemoryFilter) Filter(q *Query, in []int32) []int32 {
-	return keepFeasible(q, in, func(c *Candidate) bool { return f.Feasible(q, c) })
-}
-
-// Filter implements DynamicFilter. Only the snapshot's few risky hosts (a predicted breach, or
-// in warning) can fail, so only they are checked, on the snapshot's copies of the two fields, and
-// removed from in.
-func (ForecastFilter) Filter(q *Query, in []int32) []int32 {
-	var drop []int32
-	noMigrate := q.req.Hints.NoMigrate
-	for k, i := range q.s.risky {
-		if at := q.s.breachAt[k]; (at != 0 && at < q.deadline) || (noMigrate && q.s.warning[k]) {
-			drop = append(drop, i)
-		}
-	}
-	return removeSorted(in, drop)
-}
-
-// Filter implements DynamicFilter.
-func (f PowerFilter) Filter(q *Query, in []int32) []int32 {
-	return keepFeasible(q, in, func(c *Candidate) bool { return f.Feasible(q, c) })
-}
-
-// Filter implements DynamicFilter.
-func (f RackPowerFilter) Filter(q *Query, in []int32) []int32 {
-	return keepFeasible(q, in, func(c *Candidate) bool { return f.Feasible(q, c) })
-}
-
-// Filter implements DynamicFilter. A one-term constraint (the common "a&b" or plain list) is
-// tested inline; alternatives go through constraint.match.
-func (f FeatureFilter) Filter(q *Query, in []int32) []int32 {
-	feats, n := q.s.feats, 0
-	if len(q.cons) == 1 {
-		t := q.cons[0]
-		for _, i := range in {
-			in[n] = i
-			h := &feats[i]
-			if h[0]&t[0] == t[0] && h[1]&t[1] == t[1] && h[2]&t[2] == t[2] && h[3]&t[3] == t[3] {
-				n++
-			}
-		}
-		return in[:n]
-	}
-	for _, i := range in {
-		in[n] = i
-		if q.cons.match(&feats[i]) {
-			n++
-		}
-	}
-	return in[:n]
-}
-
-// Filter implements DynamicFilter: it removes the job's hosts (few, sorted) from in.
-func (AntiAffinityFilter) Filter(q *Query, in []int32) []int32 { return removeSorted(in, q.jobIdx) }
-
-// keepFeasible is the Filter of a filter that tests each candidate on its own: it keeps, in place
-// and in order, the hosts of in that pass feasible. Both are small enough for the compiler to
-// inline into each Filter (check with go build -gcflags=-m), so the loop makes no calls and
-// allocates nothing.
-func keepFeasible(q *Query, in []int32, feasible func(*Candidate) bool) []int32 {
-	cands, n := q.s.cands, 0
-	for _, i := range in {
-		in[n] = i
-		if feasible(&cands[i]) {
-			n++
-		}
-	}
-	return in[:n]
-}
-
-// removeSorted removes from in (sorted, no repeats) the indices in drop (sorted, repeats
-// allowed), in place: O(len(drop) × log len(in)) to find them and one pass to close the gaps.
-func removeSorted(in, drop []int32) []int32 {
-	if len(drop) == 0 {
-		return in
-	}
-	w, r := 0, 0 // write and read positions
-	for _, x := range drop {
-		k := r + sort.Search(len(in)-r, func(j int) bool { return in[r+j] >= x })
-		if k == len(in) || in[k] != x {
-			continue
-		}
-		w += copy(in[w:], in[r:k])
-		r = k + 1
-	}
-	w += copy(in[w:], in[r:])
-	return in[:w]
 }

@@ -39,20 +39,30 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 		StaleFilter{},     // KPIs fresh enough to trust the rest
 		HealthFilter{},    // not critical
 	}
-	// The dynamic ones depend on the request and run per decision, cheapest first: two float
-	// compares, then a time compare, then table lookups, then the feature bits, then the search
-	// through the job's hosts.
+	// The dynamic ones depend on the request and run per decision (see filter), cheapest first:
+	// two float compares, then a time compare for the few risky hosts, then table lookups, then
+	// the interned feature set, then the job's hosts. The keys are their positions, which filter
+	// follows.
 	p.dynamic = []DynamicFilter{
-		CPUFilter{},          // vCPUs fit, overcommit included
-		MemoryFilter{},       // memory fits, overcommit included
-		ForecastFilter{},     // no predicted breach before the job ends
-		PowerFilter{},        // host power cap
-		RackPowerFilter{},    // rack power cap
-		FeatureFilter{},      // Slurm constraint
-		AntiAffinityFilter{}, // spread hint
+		fCPU:          CPUFilter{},          // vCPUs fit, overcommit included
+		fMemory:       MemoryFilter{},       // memory fits, overcommit included
+		fForecast:     ForecastFilter{},     // no predicted breach before the job ends
+		fPower:        PowerFilter{},        // host power cap
+		fRackPower:    RackPowerFilter{},    // rack power cap
+		fFeatures:     FeatureFilter{},      // Slurm constraint
+		fAntiAffinity: AntiAffinityFilter{}, // spread hint
 	}
-	// Scorers, each in [0, 100], weighted by the policy.
-	p.scorers = []Scorer{LoadScorer{}, PowerScorer{}, EnergyScorer{}, ThermalScorer{}, BinPackScorer{}, PenaltyScorer{}, AffinityScorer{}}
+	// Scorers, each in [0, 100], weighted by the policy; the dynamic ones (power, binpack,
+	// affinity) are added to each host's static sum in this order.
+	p.scorers = []Scorer{
+		sLoad:     LoadScorer{},
+		sPower:    PowerScorer{},
+		sEnergy:   EnergyScorer{},
+		sThermal:  ThermalScorer{},
+		sBinPack:  BinPackScorer{},
+		sPenalty:  PenaltyScorer{},
+		sAffinity: AffinityScorer{},
+	}
 	w := cfg.weightsFor()
 	for _, s := range p.scorers {
 		p.weights = append(p.weights, w[s.Name()])
@@ -91,6 +101,7 @@ type Query struct {
 	watts    float32 // estimated draw of the vnode
 	deadline int64   // unix ns; a breach predicted before it drops a host
 	cons     constraint
+	featOK   []bool  // per snapshot feature set (Candidate.feat): does it match cons
 	jobIdx   []int32 // snapshot indices of the job's hosts, sorted, one per vnode
 	pack     bool    // binpack and affinity prefer full hosts / the job's hosts
 }
@@ -133,6 +144,12 @@ func (p *Pipeline) prepare(req *Request, s *Snapshot) (*Query, string) {
 	}
 	q := &Query{s: s, req: req, cpus: float32(req.CPUs), mem: float32(req.MemoryMiB), watts: float32(p.watts(req)),
 		deadline: math.MaxInt64, cons: cons, pack: p.pol.pack || req.Hints.Pack}
+	if len(cons) > 0 {
+		q.featOK = make([]bool, len(s.featSets))
+		for k := range s.featSets {
+			q.featOK[k] = cons.match(&s.featSets[k])
+		}
+	}
 	if req.TimeLimit > 0 {
 		q.deadline = s.now.Add(req.TimeLimit).UnixNano()
 	}
@@ -145,18 +162,6 @@ func (p *Pipeline) prepare(req *Request, s *Snapshot) (*Query, string) {
 	return q, ""
 }
 
-// uniformScorer is a DynamicScorer that can tell when it gives every host the same value for a
-// request, so the pipeline adds it once instead of per host.
-type uniformScorer interface {
-	uniform(q *Query) (v float64, same bool)
-}
-
-// scored is a dynamic scorer with this decision's weight.
-type scored struct {
-	DynamicScorer
-	weight float64
-}
-
 // weightsFor returns this decision's weights: the pipeline's, except that the pack hint lifts the
 // affinity scorer above all the others together (2 × their sum), so a feasible host already
 // running the job's vnodes always wins.
@@ -166,16 +171,12 @@ func (p *Pipeline) weightsFor(req *Request) []float64 {
 	}
 	w := append([]float64(nil), p.weights...)
 	others := 0.0
-	for si, s := range p.scorers {
-		if s.Name() != ScoreAffinity {
+	for si := range p.scorers {
+		if si != sAffinity {
 			others += w[si]
 		}
 	}
-	for si, s := range p.scorers {
-		if s.Name() == ScoreAffinity {
-			w[si] = 2*others + 1
-		}
-	}
+	w[sAffinity] = 2*others + 1
 	return w
 }
 
@@ -191,100 +192,58 @@ func (p *Pipeline) Decide(req Request, s *Snapshot, explain bool) Decision {
 		return d
 	}
 	weights := p.weightsFor(&req)
-	sumW := 0.0
-	var dyn []scored
+	pl := pass{best: -1}
+	d.Weights = make([]Weight, 0, len(p.scorers))
 	for si, sc := range p.scorers {
-		sumW += weights[si]
-		if ds, ok := sc.(DynamicScorer); ok && weights[si] > 0 {
-			dyn = append(dyn, scored{ds, weights[si]})
-		}
+		pl.sumW += weights[si]
 		d.Weights = append(d.Weights, Weight{sc.Name(), weights[si]})
 	}
-	if sumW == 0 {
-		sumW = 1 // every weight off: all totals 0, ties decide
+	if pl.sumW == 0 {
+		pl.sumW = 1 // every weight off: all totals 0, ties decide
 	}
+	// the dynamic scorers that count, with their weights; one that gives every host the same
+	// value adds to offset instead
+	pl.w[sPower], pl.w[sBinPack] = weights[sPower], weights[sBinPack]
+	if w := weights[sAffinity]; w > 0 {
+		if v, same := (AffinityScorer{}).uniform(q); same && v >= 0 && v <= 100 {
+			pl.offset += w * v
+		} else {
+			pl.w[sAffinity] = w
+		}
+	}
+	// the dynamic filters that can drop a host for this request
 	var filters []DynamicFilter
-	for _, f := range p.dynamic {
-		if f.Applies(q) {
+	for fi, f := range p.dynamic {
+		if pl.on[fi] = f.Applies(q); pl.on[fi] {
 			filters = append(filters, f)
 		}
 	}
-	dropped := make([]int, len(filters))
-	sc := s.getScratch()
-	defer s.scratch.Put(sc)
-
-	// 2. filter: the static filters ran when the snapshot was built; each dynamic filter keeps,
-	// in place, the hosts that pass it (cheap checks first, see NewPipeline)
-	in := append(sc.in[:0], s.passing...)
-	for fi, f := range filters {
-		n := len(in)
-		in = f.Filter(q, in)
-		dropped[fi] = n - len(in)
-	}
-	d.Feasible = len(in)
-
-	// 3. score and normalise: the static scorers' weighted sum was made with the snapshot; each
-	// dynamic scorer gives [0, 100], checked here, weighted and added
-	// (the first scorer's pass also starts each total from the host's static sum; a scorer that
-	// gives every host the same value just adds to offset)
-	total, out := sc.total[:len(in)], sc.out[:len(in)]
-	offset, started := 0.0, false
-	for _, ds := range dyn {
-		w := ds.weight
-		if u, ok := ds.DynamicScorer.(uniformScorer); ok {
-			if v, same := u.uniform(q); same && v >= 0 && v <= 100 {
-				offset += w * v
-				continue
-			}
-		}
-		ds.Score(q, in, out)
-		for k, n := range out {
-			if !(n >= 0 && n <= 100) { // a scorer bug: count it as 0 and say so
-				d.Warnings = appendWarning(d.Warnings, fmt.Sprintf("scorer %s gave %v for %s, outside [0, 100]: counted as 0", ds.Name(), n, s.hosts[in[k]].Name))
-				n = 0
-			}
-			if started {
-				total[k] += w * n
-			} else {
-				total[k] = s.cands[in[k]].staticScore + w*n
-			}
-		}
-		started = true
-	}
-	if !started {
-		for k, i := range in {
-			total[k] = s.cands[i].staticScore
-		}
-	}
-
-	// 4. select: the highest total; on a tie the lowest seeded key (a seeded shuffle), or with
-	// seed 0 the first name (hosts are in name order)
-	// (comparing the weighted sums: dividing by Σ weights, which is > 0, keeps the order)
-	best, bestSum, bestKey := int32(-1), 0.0, uint64(0)
-	seed, eps := uint64(p.cfg.Seed), tieEpsilon*sumW
-	for k, i := range in {
-		t := total[k]
-		switch {
-		case best < 0 || t > bestSum+eps:
-			best, bestSum = i, t
-			if seed != 0 {
-				bestKey = splitmix64(seed ^ s.hashes[i])
-			}
-		case t >= bestSum-eps && seed != 0:
-			if key := splitmix64(seed ^ s.hashes[i]); key < bestKey {
-				best, bestSum, bestKey = i, t, key
-			}
-		}
-	}
-	bestTotal := (bestSum + offset) / sumW
 	var totals []float64
 	if explain {
 		totals = make([]float64, len(s.cands))
+	}
+	sc := s.getScratch()
+	defer s.scratch.Put(sc)
+
+	// 2. filter: the static filters ran when the snapshot was built; the dynamic ones that apply
+	// run here, cheap checks first (see NewPipeline and filter)
+	in := filter(q, &pl, sc.in)
+
+	// 3. score and normalise: the static scorers' weighted sum was made with the snapshot; each
+	// dynamic scorer gives [0, 100], checked here, weighted and added (see score)
+	tot := sc.total[:len(in)]
+	p.score(q, &pl, in, tot, &d.Warnings)
+
+	// 4. select: the highest total; on a tie the lowest seeded key (a seeded shuffle), or with
+	// seed 0 the first name (hosts are in name order)
+	p.selectBest(q, &pl, in, tot)
+	if explain {
 		for k, i := range in {
-			totals[i] = (total[k] + offset) / sumW
+			totals[i] = (tot[k] + pl.offset) / pl.sumW
 		}
 	}
-	sc.in = in[:0]
+	d.Feasible = pl.feasible
+	best, bestTotal := pl.best, (pl.bestSum+pl.offset)/pl.sumW
 
 	// 3. what was dropped where, then the verdicts and the reason
 	d.Dropped = map[string]int{}
@@ -297,9 +256,9 @@ func (p *Pipeline) Decide(req Request, s *Snapshot, explain bool) Decision {
 	if invalid > 0 {
 		d.Dropped[ReasonInvalid] = invalid
 	}
-	for fi, n := range dropped {
+	for fi, n := range pl.dropped {
 		if n > 0 {
-			d.Dropped[filters[fi].Reason()] += n
+			d.Dropped[p.dynamic[fi].Reason()] += n
 		}
 	}
 	if len(d.Dropped) == 0 {

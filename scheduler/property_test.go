@@ -197,16 +197,3 @@ func TestSyntheticPlaces(t *testing.T) {
 		t.Fatalf("only %d of 200 synthetic requests placed", placed)
 	}
 }
-
-func TestRemoveSorted(t *testing.T) {
-	for _, tc := range []struct{ in, drop, want []int32 }{
-		{[]int32{1, 2, 3, 4}, nil, []int32{1, 2, 3, 4}},
-		{[]int32{1, 2, 3, 4}, []int32{1, 4}, []int32{2, 3}},
-		{[]int32{1, 3, 5}, []int32{2, 3, 3, 6}, []int32{1, 5}}, // absent and repeated drops
-		{[]int32{1}, []int32{1}, []int32{}},
-	} {
-		if got := removeSorted(slices.Clone(tc.in), tc.drop); !slices.Equal(got, tc.want) {
-			t.Errorf("removeSorted(%v, %v) = %v, want %v", tc.in, tc.drop, got, tc.want)
-		}
-	}
-}

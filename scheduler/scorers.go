@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"math"
-	"sort"
 )
 
 // Scorer says how good a feasible host is (Nomad's RankIterator, the Kubernetes Score and
@@ -18,11 +17,12 @@ type Scorer interface {
 	Normalize(q *Query, c *Candidate, raw float64, known bool) float64
 }
 
-// DynamicScorer depends on the request: it runs per decision, over all feasible hosts at once.
+// DynamicScorer depends on the request: it runs per decision, on every feasible host (see
+// score).
 type DynamicScorer interface {
 	Scorer
-	// Score is the hot path: out[k] = Normalize(Raw(in[k])), without allocating.
-	Score(q *Query, in []int32, out []float64)
+	// Score is Normalize(Raw(c)), the pass's hot path: small enough to inline, never allocating.
+	Score(q *Query, c *Candidate) float64
 }
 
 var (
@@ -33,7 +33,6 @@ var (
 	_ DynamicScorer = BinPackScorer{}
 	_ Scorer        = PenaltyScorer{}
 	_ DynamicScorer = AffinityScorer{}
-	_ uniformScorer = AffinityScorer{}
 )
 
 // neutral is the score of a host that lacks a scorer's data: neither good nor bad.
@@ -82,7 +81,7 @@ type PowerScorer struct{}
 
 func (PowerScorer) Name() string { return ScorePower }
 func (PowerScorer) Raw(q *Query, c *Candidate) (float64, bool) {
-	inv := q.s.inv[c.idx].power
+	inv := c.inv.power
 	if inv == 0 { // no cap
 		return 1, true
 	}
@@ -166,14 +165,14 @@ func (BinPackScorer) Raw(q *Query, c *Candidate) (float64, bool) {
 	if c.cpuCap <= 0 || c.memCap <= 0 {
 		return 1, false
 	}
-	inv := &q.s.inv[c.idx]
+	inv := &c.inv
 	return max((float64(c.cpuAlloc)+float64(q.cpus))*inv.cpu, (float64(c.memAlloc)+float64(q.mem))*inv.mem), true
 }
 func (BinPackScorer) Normalize(q *Query, _ *Candidate, raw float64, _ bool) float64 {
-	if q.pack {
-		return 100 * clamp01(raw)
+	if !q.pack {
+		raw = 1 - raw
 	}
-	return 100 * clamp01(1-raw)
+	return 100 * clamp01(raw)
 }
 
 // PenaltyScorer keeps vnodes off hosts that failed or moved vnodes recently. Each event weighs
@@ -233,49 +232,25 @@ func (AffinityScorer) Normalize(q *Query, _ *Candidate, raw float64, _ bool) flo
 }
 
 // Score implements DynamicScorer.
-func (sc PowerScorer) Score(q *Query, in []int32, out []float64) {
-	scoreEach(q, in, out, func(c *Candidate) float64 {
-		raw, known := sc.Raw(q, c)
-		return sc.Normalize(q, c, raw, known)
-	})
+func (sc PowerScorer) Score(q *Query, c *Candidate) float64 {
+	raw, known := sc.Raw(q, c)
+	return sc.Normalize(q, c, raw, known)
 }
 
 // Score implements DynamicScorer.
-func (sc BinPackScorer) Score(q *Query, in []int32, out []float64) {
-	scoreEach(q, in, out, func(c *Candidate) float64 {
-		raw, known := sc.Raw(q, c)
-		return sc.Normalize(q, c, raw, known)
-	})
+func (sc BinPackScorer) Score(q *Query, c *Candidate) float64 {
+	raw, known := sc.Raw(q, c)
+	return sc.Normalize(q, c, raw, known)
 }
 
-// scoreEach is the Score of a scorer that scores each candidate on its own: out[k] =
-// score(in[k]). Both are small enough for the compiler to inline into each Score (check with
-// go build -gcflags=-m), so the loop makes no calls and allocates nothing.
-func scoreEach(q *Query, in []int32, out []float64, score func(*Candidate) float64) {
-	cands := q.s.cands
-	for k, i := range in {
-		out[k] = score(&cands[i])
-	}
+// Score implements DynamicScorer. Decide gives every host the value for n = 0 and scores the
+// job's few hosts again (see score).
+func (sc AffinityScorer) Score(q *Query, c *Candidate) float64 {
+	raw, known := sc.Raw(q, c)
+	return sc.Normalize(q, c, raw, known)
 }
 
 // uniform: without job hosts every host has n = 0.
 func (sc AffinityScorer) uniform(q *Query) (float64, bool) {
 	return sc.Normalize(q, nil, 0, true), len(q.jobIdx) == 0
-}
-
-// Score implements DynamicScorer. Hosts without the job's vnodes (n = 0) all get one value; the
-// job's few hosts are then found in in (sorted) and scored on their own.
-func (sc AffinityScorer) Score(q *Query, in []int32, out []float64) {
-	v := sc.Normalize(q, nil, 0, true)
-	for k := range out {
-		out[k] = v
-	}
-	for _, i := range q.jobIdx {
-		k := sort.Search(len(in), func(j int) bool { return in[j] >= i })
-		if k < len(in) && in[k] == i {
-			c := &q.s.cands[i]
-			raw, known := sc.Raw(q, c)
-			out[k] = sc.Normalize(q, c, raw, known)
-		}
-	}
 }

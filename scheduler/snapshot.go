@@ -9,24 +9,29 @@ import (
 	"time"
 )
 
-// Candidate is a host prepared for the hot path: capacities as floats, features as bits, times as
-// nanoseconds, and the checks and scores that do not depend on the request already done.
-// Filters and scorers read it; only the snapshot writes it.
+// Candidate is a host prepared for the hot path: capacities as floats, features as an interned
+// set, times as nanoseconds, and the checks and scores that do not depend on the request already
+// done. Filters and scorers read it; only the snapshot writes it.
 type Candidate struct {
-	// hot: what the dynamic filters and scorers read, 56 bytes in all. float32 holds
-	// CPU counts and MiB exactly up to 2^24 (16 TiB).
+	// hot: what Decide's passes read for every host. float32 holds CPU counts and MiB exactly up
+	// to 2^24 (16 TiB).
 	cpuCap   float32 // CPUs × overcommit
 	cpuAlloc float32
 	memCap   float32 // MiB × overcommit
 	memAlloc float32
 	powerCap float32 // W, +Inf = none (so the filter needs no branch)
 	powerUse float32 // W now, plus what Assume added
-	idx      int32
-	rack     int32 // index into the snapshot's rack table; 0 is "no rack", capped at +Inf
-	static   int8  // index of the static filter that dropped it, -1 = passed them all
+	inv      inverse // reciprocal capacities, so that scorers multiply instead of divide
 	// staticScore is Σ weight × normalised score over the static scorers.
 	staticScore float64
-	H           *Host // the snapshot's copy of the host, for static checks and explain traces
+	rack        int32 // index into the snapshot's rack table; 0 is "no rack", capped at +Inf
+	feat        int32 // index of the host's feature set in the snapshot's featSets
+
+	// cold (but for risky): static checks and explain traces
+	idx    int32
+	static int8  // index of the static filter that dropped it, -1 = passed them all
+	risky  bool  // passed the static filters, with a predicted breach or in warning
+	H      *Host // the snapshot's copy of the host
 }
 
 // Snapshot is a set of hosts prepared for many decisions: built once per KPI refresh, decided on
@@ -36,17 +41,16 @@ type Candidate struct {
 type Snapshot struct {
 	p        *Pipeline
 	now      time.Time
-	hosts    []Host       // name order
-	cands    []Candidate  // parallel to hosts
-	passing  []int32      // indices of the candidates that passed the static filters
-	risky    []int32      // the passing ones with a predicted breach or in warning
-	breachAt []int64      // parallel to risky: unix ns of the predicted breach, 0 = none
-	warning  []bool       // parallel to risky: health is warning
-	feats    []featureSet // parallel to cands
-	hashes   []uint64     // fnv64 of each name, for seeded tie-breaks
-	inv      []inverse    // parallel to cands
+	hosts    []Host      // name order
+	cands    []Candidate // parallel to hosts
+	passing  []int32     // indices of the candidates that passed the static filters
+	risky    []int32     // the passing ones with a predicted breach or in warning (sorted)
+	hashes   []uint64    // fnv64 of each name, for seeded tie-breaks
 	byName   map[string]int32
-	features map[string]int
+	features map[string]int // feature name → bit
+	// featSets are the distinct feature sets of the hosts (Candidate.feat indexes it): a
+	// constraint is matched against each once per decision, not against each host.
+	featSets []featureSet
 
 	rackNames []string
 	rackCap   []float32 // +Inf = none
@@ -56,10 +60,10 @@ type Snapshot struct {
 	minHead float32
 
 	invalid       map[int32]string // hosts whose data makes no sense, and what is wrong
-	scratch       sync.Pool        // *scratch, per-decision buffers
 	staticDropped []int            // per static filter: hosts it dropped
 	ranges        []rawRange       // per pipeline scorer: raw range over passing hosts (static scorers only)
 	warnings      []string
+	scratch       sync.Pool // *scratch, per-decision buffers
 }
 
 type rawRange struct{ lo, hi float64 }
@@ -74,7 +78,8 @@ func reciprocal(x float32) float64 {
 	return 1 / float64(x)
 }
 
-// inverse holds a host's reciprocal capacities, so that scorers multiply instead of divide.
+// inverse holds a host's reciprocal capacities (0 = none), so that scorers multiply instead of
+// divide.
 type inverse struct{ cpu, mem, power float64 }
 
 // Snapshot prepares hosts for Decide at time now. Hosts whose data makes no sense (negative
@@ -97,9 +102,8 @@ func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
 	}
 	s.rackUse = make([]float32, len(s.rackNames))
 	s.cands = make([]Candidate, len(s.hosts))
-	s.feats = make([]featureSet, len(s.hosts))
 	s.hashes = make([]uint64, len(s.hosts))
-	s.inv = make([]inverse, len(s.hosts))
+	setIdx := map[featureSet]int32{}
 	for i := range s.hosts {
 		h := &s.hosts[i]
 		c := &s.cands[i]
@@ -114,6 +118,7 @@ func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
 			s.invalid[int32(i)] = bad
 		}
 		s.hashes[i] = fnv64(h.Name)
+		var fs featureSet
 		for _, f := range h.Features {
 			bit, ok := s.features[f]
 			if !ok {
@@ -123,14 +128,20 @@ func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
 				bit = len(s.features)
 				s.features[f] = bit
 			}
-			s.feats[i].add(bit)
+			fs.add(bit)
 		}
+		set, ok := setIdx[fs]
+		if !ok {
+			set = int32(len(s.featSets))
+			setIdx[fs] = set
+			s.featSets = append(s.featSets, fs)
+		}
+		c.feat = set
 		if r, ok := rackIdx[h.Rack]; ok && h.Rack != "" {
 			c.rack = r
 		}
 		s.rackUse[c.rack] += float32(h.PowerWatts)
 		c.prepare(&p.cfg)
-		s.inv[i] = inverse{reciprocal(c.cpuCap), reciprocal(c.memCap), reciprocal(c.powerCap)}
 	}
 	q := &Query{s: s}
 	s.minHead = inf32
@@ -152,13 +163,8 @@ func (p *Pipeline) Snapshot(hosts []Host, now time.Time) (*Snapshot, error) {
 			s.passing = append(s.passing, int32(i))
 			s.minHead = min(s.minHead, c.powerCap-c.powerUse) // +Inf without a cap
 			if !c.H.BreachAt.IsZero() || c.H.Health == "warning" {
-				var at int64
-				if !c.H.BreachAt.IsZero() {
-					at = c.H.BreachAt.UnixNano()
-				}
 				s.risky = append(s.risky, int32(i))
-				s.breachAt = append(s.breachAt, at)
-				s.warning = append(s.warning, c.H.Health == "warning")
+				c.risky = true
 			}
 		}
 	}
@@ -263,6 +269,7 @@ func (c *Candidate) prepare(cfg *Config) {
 		c.powerCap = inf32
 	}
 	c.powerUse = float32(h.PowerWatts)
+	c.inv = inverse{reciprocal(c.cpuCap), reciprocal(c.memCap), reciprocal(c.powerCap)}
 }
 
 // invalidHost says what is wrong with a host's data, "" when nothing is.
@@ -309,18 +316,16 @@ func splitmix64(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
-// scratch holds one decision's per-host buffers, reused through the snapshot's pool so the hot
-// path allocates nothing per host.
+// scratch holds one decision's per-host buffers, reused through the snapshot's pool so that the
+// hot path allocates nothing per host.
 type scratch struct {
 	in    []int32   // candidates still in the running
-	out   []float64 // one scorer's normalised values, parallel to in
-	total []float64 // weighted sums, parallel to in
+	total []float64 // their weighted sums, parallel to in
 }
 
 func (s *Snapshot) getScratch() *scratch {
 	if sc, ok := s.scratch.Get().(*scratch); ok {
 		return sc
 	}
-	n := len(s.passing)
-	return &scratch{in: make([]int32, 0, n), out: make([]float64, n), total: make([]float64, n)}
+	return &scratch{in: make([]int32, len(s.passing)), total: make([]float64, len(s.passing))}
 }
