@@ -100,6 +100,7 @@ type Stats struct {
 	Delivered        int64 // batches written
 	DeliveredSamples int64
 	Duplicates       int64 // batches found delivered before (a lost reply, a restart) and skipped
+	DuplicateSamples int64 // their samples, already in the database
 	Rejected         int64 // batches the database refused, set aside in Dir/rejected
 	RejectedSamples  int64
 	Dropped          int64 // spooled batches dropped for the disk budget (or an unwritable spool)
@@ -554,6 +555,7 @@ func (s *Shipper) delivered(b *Batch, q *queued, fresh bool) {
 		s.stats.DeliveredSamples += int64(len(b.Samples))
 	} else {
 		s.stats.Duplicates++
+		s.stats.DuplicateSamples += int64(len(b.Samples))
 		s.log.Debug().Str("agent", b.Agent).Uint64("seq", b.Seq).Msg("ingest: batch was delivered before: skipped")
 	}
 	s.finish(b, q)

@@ -99,7 +99,7 @@ func TestShipperRejectsAndRetries(t *testing.T) {
 	st := waitStats(t, s, "the queue to empty", func(st Stats) bool { return st.QueuedSamples == 0 && st.MemoryBatches == 0 })
 	// hv1's and hv3's written; hv2's written once though its reply was lost (the retry found it:
 	// a duplicate); hv9's refused.
-	if st.Delivered != 2 || st.DeliveredSamples != 20 || st.Duplicates != 1 || st.Rejected != 1 || st.RejectedSamples != 10 || st.Dropped != 0 {
+	if st.Delivered != 2 || st.DeliveredSamples != 20 || st.Duplicates != 1 || st.DuplicateSamples != 10 || st.Rejected != 1 || st.RejectedSamples != 10 || st.Dropped != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	if n := d.count(t, `SELECT count(*) FROM kpi_samples`); n != 30 {
