@@ -3,10 +3,7 @@ package agent_test
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -72,18 +69,11 @@ func agentPool(t *testing.T, admin *pgxpool.Pool, schema string) (*pgxpool.Pool,
 			t.Fatal(err)
 		}
 	} else {
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		role, pass := "drover_agent_t"+hex.EncodeToString(b[:]), hex.EncodeToString(b[:])+"Pw"
-		if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s' IN ROLE drover_agent`, role, pass)); err != nil {
+		role, pass, err := testenv.AgentRole(t, admin)
+		if err != nil {
 			t.Logf("no agent role (%v): the agent connects as the schema's owner", err)
 			return admin, ""
 		}
-		t.Cleanup(func() {
-			if _, err := admin.Exec(context.Background(), "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
-				t.Errorf("drop role %s: %v", role, err)
-			}
-		})
 		pc = admin.Config().Copy()
 		pc.ConnConfig.User, pc.ConnConfig.Password = role, pass
 	}

@@ -39,7 +39,7 @@ import (
 
 // Knobs, for trying things by hand; the defaults are what issue #6 asks for.
 const (
-	pftRoundsEnv      = "DROVER_PFT_ROUNDS"       // migrate-vs-virsh rounds of 8 migrations (default 2)
+	pftRoundsEnv      = "DROVER_PFT_ROUNDS"       // migrate-vs-virsh rounds of 8 migrations (default 3)
 	pftDirtyRateEnv   = "DROVER_PFT_DIRTY_RATE"   // MiB/s the 128 MiB working set is rewritten at (default 128)
 	pftNoiseEnv       = "DROVER_PFT_NOISE"        // how long the noise lasts (default 5m)
 	pftSeedEnv        = "DROVER_PFT_SEED"         // the noise's seed (default: the clock; logged)

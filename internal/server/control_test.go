@@ -250,15 +250,7 @@ func (b *ctlBed) runServer(t *testing.T, c *server.Controller) *server.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
+	serve(t, s)
 	waitFor(t, "leadership", 10*time.Second, s.Leading)
 	return s
 }
@@ -478,13 +470,7 @@ func TestControlLoopOnlyLeaderActs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- s.Run(rctx) }()
-		stop := func() { cancel(); <-done }
-		var once sync.Once
-		stops[name] = func() { once.Do(stop) }
-		t.Cleanup(stops[name])
+		stops[name] = serve(t, s)
 		migs[name], servers[name] = f, s
 	}
 	waitFor(t, "a leader", 10*time.Second, func() bool { return servers["a"].Leading() || servers["b"].Leading() })

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,22 +30,34 @@ func start(t *testing.T, pool *pgxpool.Pool, name string) (*server.Server, *serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-	})
-	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+	stop := serve(t, s)
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer acancel()
 	addr, err := s.Addr(actx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, &server.Client{URL: "http://" + addr, Token: token}, cancel
+	return s, &server.Client{URL: "http://" + addr, Token: token}, context.CancelFunc(stop)
+}
+
+// serve runs s until the test ends or stop is called (which waits for Run to return); an error
+// from Run fails the test.
+func serve(t *testing.T, s *server.Server) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
@@ -161,10 +174,7 @@ func TestProbeRecordsCapacity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	serve(t, s)
 	var cpus, mib *int64
 	waitFor(t, "hv-a's capacity", 10*time.Second, func() bool {
 		_ = pool.QueryRow(ctx, `SELECT cpus, memory_mib FROM hypervisors WHERE name = 'hv-a'`).Scan(&cpus, &mib)
@@ -227,10 +237,7 @@ func TestProbeAuditsVanishedVMs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rctx, cancel := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- s.Run(rctx) }()
-			defer func() { cancel(); <-done }()
+			serve(t, s)
 			waitFor(t, "leadership", 10*time.Second, s.Leading)
 			if tc.ghost == "failed" {
 				waitFor(t, "the ghost recorded failed, with its event", 10*time.Second, func() bool {

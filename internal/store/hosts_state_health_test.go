@@ -2,14 +2,11 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
@@ -45,28 +42,7 @@ func newHostStateDB(t *testing.T, hosts ...string) *hostStateDB {
 		}
 		d.ids[h] = id
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	role, pass := "drover_agent_t"+hex.EncodeToString(b[:]), hex.EncodeToString(b[:])+"Pw"
-	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s' IN ROLE drover_agent`, role, pass)); err != nil {
-		if testenv.Required() {
-			t.Fatalf("create agent role: %v", err)
-		}
-		t.Skipf("cannot create an agent login role (%v): the test database role needs CREATEROLE", err)
-	}
-	pc := admin.Config().Copy()
-	pc.ConnConfig.User, pc.ConnConfig.Password = role, pass
-	pc.ConnConfig.RuntimeParams["search_path"] = schema
-	agent, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		agent.Close()
-		if _, err := admin.Exec(context.Background(), "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
-			t.Errorf("drop role %s: %v", role, err)
-		}
-	})
+	agent := testenv.AgentPool(t, admin, schema)
 	d.agent, d.w = agent, ingest.NewWriter(agent, zerolog.Nop(), ingest.WriterOptions{})
 	return d
 }

@@ -88,3 +88,49 @@ func MigratedSchema(t testing.TB) (string, *pgxpool.Pool) {
 	}
 	return schema, pool
 }
+
+// AgentRole creates a login role in drover_agent, dropped when the test ends, and returns its
+// name and password; the error says when the test database's role may not create roles.
+func AgentRole(t testing.TB, admin *pgxpool.Pool) (role, password string, err error) {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	role, password = "drover_agent_t"+hex.EncodeToString(b[:]), hex.EncodeToString(b[:])+"Pw"
+	// a role name and password cannot be bind parameters; both are hex made here
+	if _, err := admin.Exec(context.Background(), "CREATE ROLE "+role+" LOGIN PASSWORD '"+password+"' IN ROLE drover_agent"); err != nil {
+		return "", "", err
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec(context.Background(), "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+		}
+	})
+	return role, password, nil
+}
+
+// AgentPool connects to schema as a fresh AgentRole (the agents' least privileges). Without
+// CREATEROLE the test is skipped, or fails when the testbed is required.
+func AgentPool(t testing.TB, admin *pgxpool.Pool, schema string) *pgxpool.Pool {
+	t.Helper()
+	role, pass, err := AgentRole(t, admin)
+	if err != nil {
+		if Required() {
+			t.Fatalf("create agent role: %v", err)
+		}
+		t.Skipf("cannot create an agent login role (%v): the test database role needs CREATEROLE", err)
+	}
+	pc := admin.Config().Copy()
+	pc.ConnConfig.User, pc.ConnConfig.Password = role, pass
+	pc.ConnConfig.RuntimeParams["search_path"] = schema
+	pc.MaxConns = 8
+	ctx := context.Background()
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close) // registered after the role's drop: runs before it
+	if err := pool.Ping(ctx); err != nil {
+		t.Fatalf("connect as %s: %v", role, err)
+	}
+	return pool
+}

@@ -2,13 +2,10 @@ package ingest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/drover-hpc/drover/health"
@@ -33,40 +30,7 @@ func newTestDB(t testing.TB, hosts int) *testDB {
 			t.Fatal(err)
 		}
 	}
-	return &testDB{schema: schema, admin: admin, agent: agentPool(t, admin, schema)}
-}
-
-// agentPool creates a login role in drover_agent (dropped at the end) and connects as it.
-func agentPool(t testing.TB, admin *pgxpool.Pool, schema string) *pgxpool.Pool {
-	t.Helper()
-	ctx := context.Background()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	role, pass := "drover_agent_t"+hex.EncodeToString(b[:]), hex.EncodeToString(b[:])+"Pw"
-	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s' IN ROLE drover_agent`, role, pass)); err != nil {
-		if testenv.Required() {
-			t.Fatalf("create agent role: %v", err)
-		}
-		t.Skipf("cannot create an agent login role (%v): the test database role needs CREATEROLE", err)
-	}
-	pc := admin.Config().Copy()
-	pc.ConnConfig.User, pc.ConnConfig.Password = role, pass
-	pc.ConnConfig.RuntimeParams["search_path"] = schema
-	pc.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pool.Close()
-		if _, err := admin.Exec(context.Background(), "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
-			t.Errorf("drop role %s: %v", role, err)
-		}
-	})
-	if err := pool.Ping(ctx); err != nil {
-		t.Fatalf("connect as %s: %v", role, err)
-	}
-	return pool
+	return &testDB{schema: schema, admin: admin, agent: testenv.AgentPool(t, admin, schema)}
 }
 
 func (d *testDB) count(t testing.TB, sql string, args ...any) int64 {
