@@ -139,10 +139,28 @@ func (g *guest) alive(t *testing.T, m pftMigration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s wrote no heartbeat in the 15 s after %s moved it %s→%s (downtime %.0f ms); console ends:\n%s",
-				g.name, m.Tool, m.From, m.To, m.DowntimeMS, tailOf(data, 600))
+			t.Fatalf("%s wrote no heartbeat in the 15 s after %s moved it %s→%s (downtime %.0f ms); %s; console ends:\n%s",
+				g.name, m.Tool, m.From, m.To, m.DowntimeMS, g.cpuNote(t, m.To), tailOf(data, 600))
 		}
 	}
+}
+
+// cpuNote says whether the silent guest's vCPUs still run on hv: a hung guest spins or idles, a
+// lost console keeps counting.
+func (g *guest) cpuNote(t *testing.T, hv string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := g.conn(t, ctx, hv)
+	a, err := c.DomainStats(ctx, g.name)
+	if err != nil || len(a) == 0 {
+		return fmt.Sprintf("no stats on %s: %v", hv, err)
+	}
+	time.Sleep(time.Second)
+	b, err := c.DomainStats(ctx, g.name)
+	if err != nil || len(b) == 0 {
+		return fmt.Sprintf("no stats on %s: %v", hv, err)
+	}
+	return fmt.Sprintf("on %s it is %s and used %v of CPU in the last second", hv, b[0].State, (b[0].CPUTime - a[0].CPUTime).Round(time.Millisecond))
 }
 
 var hbRE = regexp.MustCompile(`(?m)^HB (\d+) `)
