@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -148,30 +149,14 @@ var (
 )
 
 func (cfg RebalanceConfig) withDefaults() (RebalanceConfig, error) {
-	if cfg.Aggressiveness == 0 {
-		cfg.Aggressiveness = DefaultAggressiveness
-	}
-	if cfg.Horizon == 0 {
-		cfg.Horizon = DefaultHorizon
-	}
-	if cfg.Cooldown == 0 {
-		cfg.Cooldown = DefaultCooldown
-	}
-	if cfg.MaxMovesPerCycle == 0 {
-		cfg.MaxMovesPerCycle = DefaultMaxMovesPerCycle
-	}
-	if cfg.MaxMovesPerHost == 0 {
-		cfg.MaxMovesPerHost = DefaultMaxMovesPerHost
-	}
-	if cfg.Hysteresis == 0 {
-		cfg.Hysteresis = DefaultHysteresis
-	}
-	if cfg.BandwidthBytesPerSec == 0 {
-		cfg.BandwidthBytesPerSec = DefaultBandwidth
-	}
-	if cfg.Overhead == 0 {
-		cfg.Overhead = DefaultOverhead
-	}
+	cfg.Aggressiveness = cmp.Or(cfg.Aggressiveness, DefaultAggressiveness)
+	cfg.Horizon = cmp.Or(cfg.Horizon, DefaultHorizon)
+	cfg.Cooldown = cmp.Or(cfg.Cooldown, DefaultCooldown)
+	cfg.MaxMovesPerCycle = cmp.Or(cfg.MaxMovesPerCycle, DefaultMaxMovesPerCycle)
+	cfg.MaxMovesPerHost = cmp.Or(cfg.MaxMovesPerHost, DefaultMaxMovesPerHost)
+	cfg.Hysteresis = cmp.Or(cfg.Hysteresis, DefaultHysteresis)
+	cfg.BandwidthBytesPerSec = cmp.Or(cfg.BandwidthBytesPerSec, DefaultBandwidth)
+	cfg.Overhead = cmp.Or(cfg.Overhead, DefaultOverhead)
 	var bad []string
 	if cfg.Aggressiveness < 1 || cfg.Aggressiveness > 5 {
 		bad = append(bad, fmt.Sprintf("aggressiveness %d is not 1 to 5", cfg.Aggressiveness))

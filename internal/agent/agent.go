@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,15 +104,9 @@ func New(cfg Config, ship Shipper, log zerolog.Logger) (*Agent, error) {
 	if cfg.HealthInterval < 0 || cfg.Interval < 0 || cfg.MaintainEvery < 0 {
 		return nil, fmt.Errorf("agent: negative interval (health %v, kpi %v, maintenance %v)", cfg.HealthInterval, cfg.Interval, cfg.MaintainEvery)
 	}
-	if cfg.HealthInterval == 0 {
-		cfg.HealthInterval = DefaultHealthInterval
-	}
-	if cfg.Interval == 0 {
-		cfg.Interval = DefaultInterval
-	}
-	if cfg.MaintainEvery == 0 {
-		cfg.MaintainEvery = DefaultMaintainEvery
-	}
+	cfg.HealthInterval = cmp.Or(cfg.HealthInterval, DefaultHealthInterval)
+	cfg.Interval = cmp.Or(cfg.Interval, DefaultInterval)
+	cfg.MaintainEvery = cmp.Or(cfg.MaintainEvery, DefaultMaintainEvery)
 	host := cfg.Host
 	if host == "" {
 		h, err := os.Hostname()
