@@ -114,6 +114,29 @@ func testMigrateVsVirsh(t *testing.T, r *report) {
 	t.Logf("guest %s: 1024 MiB, rewriting 128 MiB at %d MiB/s; max downtime %v, bandwidth %d MiB/s (0: none), auto-converge %v, verify_for %v",
 		g.name, rate, maxDowntime, cfg.Migration.BandwidthMiBs, cfg.Migration.AutoConverge, cfg.Migration.VerifyFor)
 
+	// check: the guest runs on the destination only and goes on writing heartbeats. Its kernel
+	// crashing after a migration — seen twice in about 250 migrations on this testbed, once after
+	// drover's and once after bare virsh's, its QEMU running the guest under TCG — is a fault of the
+	// hypervisor, not of the tool: once per run it is reported (in the figures too) and the
+	// measurement goes on with a fresh guest; a second crash fails the test.
+	var crashes []map[string]any
+	check := func(pm pftMigration) {
+		g.runsOn(t, ctx, pm.To)
+		problem, crashed := g.alive(t, pm)
+		switch {
+		case problem == "":
+			return
+		case !crashed || len(crashes) > 0:
+			t.Fatal(problem)
+		}
+		crashes = append(crashes, map[string]any{"tool": pm.Tool, "from": pm.From, "to": pm.To, "downtime_ms": pm.DowntimeMS})
+		t.Logf("GUEST KERNEL CRASH after a migration (tolerated once per run; the measurement goes on with a fresh guest): %s", problem)
+		if err := g.conn(t, ctx, pm.To).Destroy(ctx, g.name); err != nil {
+			t.Fatalf("destroy the crashed guest: %v", err)
+		}
+		g = bootGuest(t, ctx, "pftd", pm.To, 1024, "dirty_mb=128 dirty_rate="+strconv.Itoa(rate))
+		g.heartbeats(t, 3, 2*time.Minute)
+	}
 	var all []pftMigration
 	walls := map[string][]float64{}
 	downs := map[string][]float64{}
@@ -150,8 +173,7 @@ func testMigrateVsVirsh(t *testing.T, r *report) {
 		downs[tool] = append(downs[tool], pm.DowntimeMS)
 		t.Logf("%-20s %s→%s: wall %.2fs (libvirt call %.2fs, verification %.2fs, the rest %.2fs), qemu %.0f ms, downtime %.0f ms, %.0f MiB",
 			tool, from, to, pm.WallS, pm.LibvirtS, pm.VerifyS, pm.OtherS, pm.QemuMS, pm.DowntimeMS, pm.MiB)
-		g.runsOn(t, ctx, to)
-		g.alive(t, pm)
+		check(pm)
 	}
 	virsh := func(from, to string) {
 		wall, ji := g.virshMigrate(t, ctx, from, to, maxDowntime)
@@ -160,8 +182,7 @@ func testMigrateVsVirsh(t *testing.T, r *report) {
 		walls["virsh"] = append(walls["virsh"], pm.WallS)
 		downs["virsh"] = append(downs["virsh"], pm.DowntimeMS)
 		t.Logf("%-20s %s→%s: wall %.2fs, qemu %.0f ms, downtime %.0f ms, %.0f MiB", "virsh", from, to, pm.WallS, pm.QemuMS, pm.DowntimeMS, pm.MiB)
-		g.runsOn(t, ctx, to)
-		g.alive(t, pm)
+		check(pm)
 	}
 	// the figures, also of the migrations before a failure
 	defer func() {
@@ -171,7 +192,7 @@ func testMigrateVsVirsh(t *testing.T, r *report) {
 		mv, md, ms := median(walls["virsh"]), median(walls["drover"]), median(walls["drover-watch"])
 		res := map[string]any{
 			"guest_mib": 1024, "dirty_mib": 128, "dirty_rate_mibs": rate, "max_downtime_ms": maxDowntime.Milliseconds(),
-			"rounds": rounds, "migrations": all,
+			"rounds": rounds, "migrations": all, "guest_crashes": crashes,
 			"virsh_wall_median_s": round(mv, 3), "drover_wall_median_s": round(md, 3), "drover_watch_wall_median_s": round(ms, 3),
 			"ratio_drover_to_virsh":              round(md/mv, 3),
 			"ratio_drover_watch_to_virsh":        round(ms/mv, 3),

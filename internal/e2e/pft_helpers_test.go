@@ -128,22 +128,26 @@ func (g *guest) heartbeats(t *testing.T, n int, timeout time.Duration) {
 	}
 }
 
-// alive fails unless the guest writes a new heartbeat within 15 s of migration m: it lives on.
-func (g *guest) alive(t *testing.T, m pftMigration) {
+// alive waits up to 15 s for the guest to write a new heartbeat after migration m. It returns ""
+// when it did, else what was seen, and whether the console shows the guest's kernel crashed.
+func (g *guest) alive(t *testing.T, m pftMigration) (problem string, crashed bool) {
 	t.Helper()
 	data, _ := os.ReadFile(g.serial)
-	n := lastHeartbeat(data)
+	n, size := lastHeartbeat(data), len(data)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		data, _ = os.ReadFile(g.serial)
 		if lastHeartbeat(data) > n {
-			return
+			return "", false
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s wrote no heartbeat in the 15 s after %s moved it %s→%s (downtime %.0f ms); %s; console ends:\n%s",
-				g.name, m.Tool, m.From, m.To, m.DowntimeMS, g.cpuNote(t, m.To), tailOf(data, 600))
+			return fmt.Sprintf("%s wrote no heartbeat in the 15 s after %s moved it %s→%s (downtime %.0f ms); %s; console ends:\n%s",
+				g.name, m.Tool, m.From, m.To, m.DowntimeMS, g.cpuNote(t, m.To), tailOf(data, 600)), oopsRE.Match(data[min(size, len(data)):])
 		}
 	}
 }
+
+// oopsRE matches what a guest kernel prints when it crashes.
+var oopsRE = regexp.MustCompile(`(?m)Oops|BUG: |general protection fault|Kernel panic|exited with irqs disabled|^\s*\[[ 0-9.]+\] RIP: `)
 
 // cpuNote says whether the silent guest's vCPUs still run on hv: a hung guest spins or idles, a
 // lost console keeps counting.
