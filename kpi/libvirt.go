@@ -27,6 +27,16 @@ type DirtyRateReader interface {
 
 var _ DirtyRateReader = (*virt.Conn)(nil)
 
+// JobReader tells whether a libvirt job (a live migration) runs on a domain; *virt.Conn is one.
+// A DirtyRateReader that is also a JobReader starts no dirty-rate calculation on a domain that is
+// migrating: the calculation would compete with the migration's own dirty-page tracking (KubeVirt
+// stopped doing it for that reason), and a migration reports its own dirty rate.
+type JobReader interface {
+	DomainStatus(ctx context.Context, name string) (virt.DomainStatus, error)
+}
+
+var _ JobReader = (*virt.Conn)(nil)
+
 // MetricVMDirtyRate is how fast a VM writes to its memory, in bytes per second, as libvirt's
 // dirty-rate calculation measured it: what a live migration has to keep up with.
 const MetricVMDirtyRate = "dirty_rate_bytes_per_second"
@@ -155,7 +165,7 @@ func (c *Libvirt) dirtyRates(ctx context.Context, b *batch, stats []virt.DomainS
 		}
 	}
 	for _, d := range stats {
-		if !seen[d.Name] || d.State != virt.StateRunning || measuring[d.Name] {
+		if !seen[d.Name] || d.State != virt.StateRunning || measuring[d.Name] || c.migrating(ctx, d.Name) {
 			continue
 		}
 		err := c.dirty.StartDirtyRateCalc(ctx, d.Name, DirtyRatePeriod)
@@ -170,6 +180,18 @@ func (c *Libvirt) dirtyRates(ctx context.Context, b *batch, stats []virt.DomainS
 		}
 	}
 	return nil
+}
+
+// migrating reports whether a live migration may run on the domain: a job is active, or the
+// domain is paused by one. A domain whose job cannot be read counts as migrating (no calculation
+// is the safe side); a reader that cannot tell says no.
+func (c *Libvirt) migrating(ctx context.Context, name string) bool {
+	j, ok := c.r.(JobReader)
+	if !ok {
+		return false
+	}
+	s, err := j.DomainStatus(ctx, name)
+	return err != nil || s.Job || s.Migrating
 }
 
 // vmCPUBusy is the CPU time a VM used per vCPU per second of wall time between two readings:

@@ -127,3 +127,40 @@ func TestLibvirtDirtyRateUnsupported(t *testing.T) {
 		t.Errorf("asked %d times, started %v: want one question, no starts", hv.calls, hv.started)
 	}
 }
+
+// jobDirtyHV is a hypervisor that also says which domains a migration job runs on.
+type jobDirtyHV struct {
+	fakeDirtyHV
+	jobs map[string]virt.DomainStatus
+	errs map[string]error
+}
+
+func (f *jobDirtyHV) DomainStatus(_ context.Context, name string) (virt.DomainStatus, error) {
+	return f.jobs[name], f.errs[name]
+}
+
+// No dirty-rate calculation starts on a domain a migration runs on (its job is active, or it is
+// paused by one), nor on one whose job cannot be read: the calculation would compete with the
+// migration's dirty-page tracking.
+func TestLibvirtDirtyRateSkipsMigratingDomains(t *testing.T) {
+	hv := &jobDirtyHV{fakeDirtyHV: fakeDirtyHV{fakeHV: fakeHV{stats: []virt.DomainStats{
+		dom("vn1", time.Second, 1, 1<<29), dom("vn2", time.Second, 1, 1<<29), dom("vn3", time.Second, 1, 1<<29), dom("vn4", time.Second, 1, 1<<29)}}},
+		jobs: map[string]virt.DomainStatus{"vn2": {State: virt.StateRunning, Job: true}, "vn3": {State: virt.StateRunning, Migrating: true}},
+		errs: map[string]error{"vn4": errors.New("timeout")}}
+	c := NewLibvirt(hv, nil, newClock().Now)
+	if _, err := c.Collect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(hv.started, []string{"vn1"}) {
+		t.Errorf("started %v, want [vn1]: vn2 and vn3 migrate, vn4's job is unknown", hv.started)
+	}
+	// the migration ended: the next Collect measures vn2 again
+	delete(hv.jobs, "vn2")
+	hv.started = nil
+	if _, err := c.Collect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(hv.started, []string{"vn1", "vn2"}) {
+		t.Errorf("second Collect started %v, want [vn1 vn2]", hv.started)
+	}
+}
