@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -106,7 +107,7 @@ func startAgent(t *testing.T, hv string) *harness {
 	if err := agent.CheckHost(ctx, pool, hv); err != nil {
 		t.Fatal(err)
 	}
-	if err := agent.CheckHost(ctx, pool, "no-such-hv"); err == nil {
+	if err := agent.CheckHost(ctx, pool, "no-such-hv"); !errors.Is(err, agent.ErrUnknownHost) {
 		t.Error("CheckHost accepted a host that is not in the hypervisors table")
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Str("test", t.Name()).Logger()

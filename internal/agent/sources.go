@@ -153,8 +153,11 @@ func (l *Libvirt) Close() error {
 	return err
 }
 
+// ErrUnknownHost: the agent's host is not (yet) a row of the hypervisors table.
+var ErrUnknownHost = errors.New("host not registered")
+
 // CheckHost checks that host is a row of the hypervisors table, as the agent's batches must
-// name one.
+// name one; an error matching ErrUnknownHost says it is not.
 func CheckHost(ctx context.Context, pool *pgxpool.Pool, host string) error {
 	q, err := queries.Load()
 	if err != nil {
@@ -163,8 +166,8 @@ func CheckHost(ctx context.Context, pool *pgxpool.Pool, host string) error {
 	var id int32
 	err = pool.QueryRow(ctx, q.Get("IngestHostID"), host).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("host %q is not in the hypervisors table: add it to hypervisors in drover's configuration "+
-			"(the server registers them), or set agent.host (--host) to the name it has there", host)
+		return fmt.Errorf("%w: host %q is not in the hypervisors table: add it to hypervisors in drover's configuration "+
+			"(the server registers them), or set agent.host (--host) to the name it has there", ErrUnknownHost, host)
 	}
 	if err != nil {
 		return fmt.Errorf("look up host %q in the hypervisors table: %w", host, err)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/drover-hpc/drover/health"
@@ -176,7 +178,7 @@ func (a *app) agentRun(ctx context.Context, ac config.Agent) error {
 		return fmt.Errorf("%w; the agent connects with agent.database (or database) settings", err)
 	}
 	defer pool.Close()
-	if err := agent.CheckHost(ctx, pool, cfg.Host); err != nil {
+	if err := waitForHost(ctx, pool, cfg.Host, a.log); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(ac.SpoolDir, 0o750); err != nil {
@@ -240,4 +242,28 @@ func agentDB(d config.Database) string {
 		return "?"
 	}
 	return db.Describe(pc)
+}
+
+// waitForHost waits until host is in the hypervisors table: drover server registers the
+// configured hypervisors when it starts, and an agent may start first (a boot, a fresh
+// database). It says once a minute what it waits for; other errors, or ctx's end, return.
+func waitForHost(ctx context.Context, pool *pgxpool.Pool, host string, log zerolog.Logger) error {
+	delay := 250 * time.Millisecond
+	var said time.Time
+	for {
+		err := agent.CheckHost(ctx, pool, host)
+		if !errors.Is(err, agent.ErrUnknownHost) {
+			return err
+		}
+		if time.Since(said) >= time.Minute {
+			log.Warn().Err(err).Msg("agent: waiting for the host to be registered before collecting")
+			said = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }
