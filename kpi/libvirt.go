@@ -1,6 +1,7 @@
 package kpi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,8 +42,14 @@ var _ JobReader = (*virt.Conn)(nil)
 // dirty-rate calculation measured it: what a live migration has to keep up with.
 const MetricVMDirtyRate = "dirty_rate_bytes_per_second"
 
-// DirtyRatePeriod is how long each dirty-rate calculation samples a VM's pages.
-const DirtyRatePeriod = time.Second
+// DirtyRatePeriod is how long each dirty-rate calculation samples a VM's pages;
+// DefaultDirtyRateEvery how often a VM is measured when the collector is not told otherwise.
+// Once a minute is enough for migration cost estimates and keeps QEMU's page sampling off a
+// guest's back for 59 seconds in 60.
+const (
+	DirtyRatePeriod       = time.Second
+	DefaultDirtyRateEvery = time.Minute
+)
 
 var qBytesRate = quantity{"bytes_per_second", 0, 1 << 50}
 
@@ -52,11 +59,13 @@ var qBytesRate = quantity{"bytes_per_second", 0, 1 << 50}
 // process), gets its utilisation from the next Collect on. VMs coming and going is normal and not
 // reported.
 //
-// When the reader is also a DirtyRateReader, every Collect starts a dirty-rate calculation
-// (DirtyRatePeriod long, QEMU ≥ 5.2) on each running VM and reports, as MetricVMDirtyRate, the
-// result of the one started by the previous Collect: starting returns at once, so the cycle
-// never waits for a measurement. A hypervisor that cannot measure dirty rates makes one Collect
-// return ErrNoData (with its other samples), after which the collector stops asking.
+// When the reader is also a DirtyRateReader, Collect starts a dirty-rate calculation
+// (DirtyRatePeriod long, QEMU ≥ 5.2) on each running VM it may measure (see MeasureDirtyRates),
+// at most once per DefaultDirtyRateEvery, and reports as MetricVMDirtyRate each calculation
+// found finished: starting returns at once, so the cycle never waits for a measurement. A
+// calculation someone else runs is not disturbed, and its result is reported too. A hypervisor
+// that cannot measure dirty rates makes one Collect return ErrNoData (with its other samples),
+// after which the collector stops asking.
 type Libvirt struct {
 	r    DomainStatsReader
 	now  func() time.Time
@@ -66,6 +75,9 @@ type Libvirt struct {
 	prev     map[string]vmCPU
 	dirty    DirtyRateReader  // nil: no dirty rates
 	reported map[string]int64 // per domain, the dirty-rate calculation last reported (virt.DirtyRate.Started)
+	measure  func(domain string) bool
+	every    time.Duration
+	started  map[string]time.Time // per domain, when this collector last started a calculation
 }
 
 var _ Collector = (*Libvirt)(nil)
@@ -82,9 +94,20 @@ func NewLibvirt(r DomainStatsReader, keep func(domain string) bool, now func() t
 	if now == nil {
 		now = time.Now
 	}
-	c := &Libvirt{r: r, now: now, keep: keep, prev: map[string]vmCPU{}, reported: map[string]int64{}}
+	c := &Libvirt{r: r, now: now, keep: keep, prev: map[string]vmCPU{}, reported: map[string]int64{},
+		every: DefaultDirtyRateEvery, started: map[string]time.Time{}}
 	c.dirty, _ = r.(DirtyRateReader)
 	return c
+}
+
+// MeasureDirtyRates sets which reported domains get dirty-rate calculations (nil: all; the agent
+// passes its vnode catalog's Has, so that guests drover does not manage are left alone) and how
+// often each is measured (DefaultDirtyRateEvery when 0; at least DirtyRatePeriod).
+func (c *Libvirt) MeasureDirtyRates(every time.Duration, measure func(domain string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.every = max(cmp.Or(every, DefaultDirtyRateEvery), DirtyRatePeriod)
+	c.measure = measure
 }
 
 // Collect reads every domain's statistics once, in one libvirt call.
@@ -164,14 +187,30 @@ func (c *Libvirt) dirtyRates(ctx context.Context, b *batch, stats []virt.DomainS
 			delete(c.reported, name)
 		}
 	}
+	for name := range c.started {
+		if !seen[name] {
+			delete(c.started, name)
+		}
+	}
+	now := c.now()
 	for _, d := range stats {
-		if !seen[d.Name] || d.State != virt.StateRunning || measuring[d.Name] || c.migrating(ctx, d.Name) {
+		if !seen[d.Name] || d.State != virt.StateRunning || measuring[d.Name] {
+			continue
+		}
+		if last, ok := c.started[d.Name]; ok && now.Sub(last) < c.every {
+			continue
+		}
+		if (c.measure != nil && !c.measure(d.Name)) || c.migrating(ctx, d.Name) {
 			continue
 		}
 		err := c.dirty.StartDirtyRateCalc(ctx, d.Name, DirtyRatePeriod)
+		if err == nil {
+			c.started[d.Name] = now
+		}
 		switch {
-		case err == nil, errors.Is(err, virt.ErrNoDomain), errors.Is(err, virt.ErrWrongState):
-			// gone or stopped since the stats were read: nothing to measure
+		case err == nil, errors.Is(err, virt.ErrNoDomain), errors.Is(err, virt.ErrWrongState), errors.Is(err, virt.ErrDirtyRateBusy):
+			// started; or gone or stopped since the stats were read: nothing to measure; or
+			// someone else measures it now, whose result the next Collect reports
 		case errors.Is(err, virt.ErrDirtyRateUnsupported):
 			return unsupported(err)
 		default:

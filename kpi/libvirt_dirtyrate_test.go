@@ -52,7 +52,8 @@ func TestLibvirtDirtyRate(t *testing.T) {
 	off := dom("vn3", 0, 0, 1<<29)
 	off.State = virt.StateShutOff
 	hv := &fakeDirtyHV{fakeHV: fakeHV{stats: []virt.DomainStats{dom("vn1", time.Second, 1, 1<<29), dom("vn2", time.Second, 1, 1<<29), off}}}
-	c := NewLibvirt(hv, nil, newClock().Now)
+	clock := newClock()
+	c := NewLibvirt(hv, nil, clock.Now)
 	ctx := context.Background()
 
 	// first Collect: nothing measured yet; calculations start on the running VMs only
@@ -67,7 +68,9 @@ func TestLibvirtDirtyRate(t *testing.T) {
 		t.Errorf("started %v, want [vn1 vn2] (vn3 is shut off)", hv.started)
 	}
 
-	// vn1 measured 8 MiB/s; vn2 still measuring: not started again
+	// 10 s later vn1 measured 8 MiB/s, vn2 still measures; none is started again before
+	// DefaultDirtyRateEvery has passed
+	clock.Advance(10 * time.Second)
 	hv.started = nil
 	hv.rates = []virt.DirtyRate{
 		{Name: "vn1", Status: virt.DirtyRateMeasured, Started: 100, Period: time.Second, BytesPerSecond: 8 << 20},
@@ -86,12 +89,13 @@ func TestLibvirtDirtyRate(t *testing.T) {
 			t.Errorf("sample %+v", s)
 		}
 	}
-	if !slices.Equal(hv.started, []string{"vn1"}) {
-		t.Errorf("started %v, want [vn1]", hv.started)
+	if len(hv.started) != 0 {
+		t.Errorf("started %v 10 s after the last calculations, want none before %v", hv.started, DefaultDirtyRateEvery)
 	}
 
-	// the same calculation is not reported twice; a failing start is a per-sample error
-	hv.started = nil
+	// a minute after the first: vn1 is measured again (vn2 still measures); the same result
+	// is not reported twice; a failing start is a per-sample error
+	clock.Advance(DefaultDirtyRateEvery - 10*time.Second)
 	hv.startErr = map[string]error{"vn1": errors.New("qemu: monitor busy")}
 	ss, err = c.Collect(ctx)
 	if d := dirtySamples(ss); len(d) != 0 {
@@ -100,6 +104,55 @@ func TestLibvirtDirtyRate(t *testing.T) {
 	var pe *PartialError
 	if !errors.As(err, &pe) || len(pe.Errs) != 1 || pe.Errs[0].VNode != "vn1" || pe.Errs[0].Metric != MetricVMDirtyRate {
 		t.Errorf("third Collect: err %v, want one error for vn1's dirty rate", err)
+	}
+	if !slices.Equal(hv.started, []string{"vn1"}) {
+		t.Errorf("started %v a minute on, want [vn1]", hv.started)
+	}
+	// the failed start is tried again at the next Collect
+	hv.started = nil
+	hv.startErr = nil
+	clock.Advance(10 * time.Second)
+	if _, err := c.Collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(hv.started, []string{"vn1"}) {
+		t.Errorf("started %v after a failed start, want [vn1]", hv.started)
+	}
+}
+
+// Only the domains the agent may measure get calculations, at the cadence it set; a
+// calculation someone else started (QEMU: "already being measured") is no error, and its result
+// is reported.
+func TestLibvirtDirtyRateMeasureAndBusy(t *testing.T) {
+	hv := &fakeDirtyHV{fakeHV: fakeHV{stats: []virt.DomainStats{dom("vn1", time.Second, 1, 1<<29), dom("vn2", time.Second, 1, 1<<29), dom("guest", time.Second, 1, 1<<29)}}}
+	clock := newClock()
+	c := NewLibvirt(hv, nil, clock.Now)
+	c.MeasureDirtyRates(5*time.Second, func(d string) bool { return d != "guest" })
+	hv.startErr = map[string]error{"vn2": fmt.Errorf("%w: internal error: the dirty rate is already being measured", virt.ErrDirtyRateBusy)}
+	ctx := context.Background()
+	ss, err := c.Collect(ctx)
+	if err != nil {
+		t.Fatalf("a busy start failed the Collect: %v", err)
+	}
+	if !slices.Equal(hv.started, []string{"vn1", "vn2"}) {
+		t.Errorf("started %v, want [vn1 vn2]: guest is not ours", hv.started)
+	}
+	if n := len(ss); n != 6 {
+		t.Errorf("%d samples, want CPU time and memory of all three domains", n)
+	}
+	// 5 s on: vn1 again; vn2 too, since its start was refused; the other's result is reported
+	clock.Advance(5 * time.Second)
+	hv.started, hv.startErr = nil, nil
+	hv.rates = []virt.DirtyRate{{Name: "vn2", Status: virt.DirtyRateMeasured, Started: 7, Period: time.Second, BytesPerSecond: 1 << 20}}
+	ss, err = c.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := dirtySamples(ss); len(d) != 1 || d["vn2"] != 1<<20 {
+		t.Errorf("dirty rates %v, want vn2's 1 MiB/s", d)
+	}
+	if !slices.Equal(hv.started, []string{"vn1", "vn2"}) {
+		t.Errorf("second Collect started %v, want [vn1 vn2]", hv.started)
 	}
 }
 
@@ -154,13 +207,13 @@ func TestLibvirtDirtyRateSkipsMigratingDomains(t *testing.T) {
 	if !slices.Equal(hv.started, []string{"vn1"}) {
 		t.Errorf("started %v, want [vn1]: vn2 and vn3 migrate, vn4's job is unknown", hv.started)
 	}
-	// the migration ended: the next Collect measures vn2 again
+	// the migration ended: the next Collect measures vn2 (vn1 was measured a moment ago)
 	delete(hv.jobs, "vn2")
 	hv.started = nil
 	if _, err := c.Collect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(hv.started, []string{"vn1", "vn2"}) {
-		t.Errorf("second Collect started %v, want [vn1 vn2]", hv.started)
+	if !slices.Equal(hv.started, []string{"vn2"}) {
+		t.Errorf("second Collect started %v, want [vn2]", hv.started)
 	}
 }

@@ -24,6 +24,10 @@ type Options struct {
 	Libvirt DomainStatsReader
 	// KeepDomain selects the domains the libvirt collector reports; nil reports all.
 	KeepDomain func(domain string) bool
+	// MeasureDomain selects the reported domains whose dirty rate is measured, every
+	// DirtyRateEvery (see Libvirt.MeasureDirtyRates); nil measures all.
+	MeasureDomain  func(domain string) bool
+	DirtyRateEvery time.Duration
 
 	Timeout       time.Duration // per procfs/sysfs collector; DefaultTimeout when 0
 	RemoteTimeout time.Duration // per BMC or libvirt poll; DefaultRemoteTimeout when 0
@@ -71,7 +75,9 @@ func NewHostRegistry(o Options, log zerolog.Logger) (*Registry, error) {
 		list = append(list, reg{"ipmi", NewIPMI(o.BMC, o.Env.Now), o.RemoteTimeout})
 	}
 	if o.Libvirt != nil {
-		list = append(list, reg{"libvirt", NewLibvirt(o.Libvirt, o.KeepDomain, o.Env.Now), o.RemoteTimeout})
+		lv := NewLibvirt(o.Libvirt, o.KeepDomain, o.Env.Now)
+		lv.MeasureDirtyRates(o.DirtyRateEvery, o.MeasureDomain)
+		list = append(list, reg{"libvirt", lv, o.RemoteTimeout})
 	}
 	r := NewRegistry(log, nil)
 	for _, e := range list {

@@ -73,6 +73,7 @@ type Libvirt struct {
 var (
 	_ kpi.DomainStatsReader = (*Libvirt)(nil)
 	_ kpi.DirtyRateReader   = (*Libvirt)(nil)
+	_ kpi.JobReader         = (*Libvirt)(nil)
 )
 
 // NewLibvirt returns a libvirt reader for the hypervisor name at uri; nothing is connected yet.
@@ -95,41 +96,39 @@ func (l *Libvirt) Conn(ctx context.Context) (*virt.Conn, error) {
 
 // DomainStats reads the domains' statistics.
 func (l *Libvirt) DomainStats(ctx context.Context, names ...string) ([]virt.DomainStats, error) {
-	c, err := l.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	st, err := c.DomainStats(ctx, names...)
-	if errors.Is(err, virt.ErrUnreachable) {
-		l.drop(c)
-	}
-	return st, err
+	return call(ctx, l, func(c *virt.Conn) ([]virt.DomainStats, error) { return c.DomainStats(ctx, names...) })
 }
 
 // StartDirtyRateCalc starts a dirty-rate calculation on a domain.
 func (l *Libvirt) StartDirtyRateCalc(ctx context.Context, name string, period time.Duration) error {
-	c, err := l.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	err = c.StartDirtyRateCalc(ctx, name, period)
-	if errors.Is(err, virt.ErrUnreachable) {
-		l.drop(c)
-	}
+	_, err := call(ctx, l, func(c *virt.Conn) (struct{}, error) { return struct{}{}, c.StartDirtyRateCalc(ctx, name, period) })
 	return err
 }
 
 // DirtyRates reads the domains' dirty-rate calculations.
 func (l *Libvirt) DirtyRates(ctx context.Context, names ...string) ([]virt.DirtyRate, error) {
+	return call(ctx, l, func(c *virt.Conn) ([]virt.DirtyRate, error) { return c.DirtyRates(ctx, names...) })
+}
+
+// DomainStatus reads a domain's state and job: the libvirt collector starts no dirty-rate
+// calculation on a domain a migration runs on.
+func (l *Libvirt) DomainStatus(ctx context.Context, name string) (virt.DomainStatus, error) {
+	return call(ctx, l, func(c *virt.Conn) (virt.DomainStatus, error) { return c.DomainStatus(ctx, name) })
+}
+
+// call runs f on the connection, connecting first when there is none, and drops the connection
+// when f found it broken.
+func call[T any](ctx context.Context, l *Libvirt, f func(*virt.Conn) (T, error)) (T, error) {
 	c, err := l.Conn(ctx)
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
-	rates, err := c.DirtyRates(ctx, names...)
+	v, err := f(c)
 	if errors.Is(err, virt.ErrUnreachable) {
 		l.drop(c)
 	}
-	return rates, err
+	return v, err
 }
 
 func (l *Libvirt) drop(c *virt.Conn) {

@@ -20,6 +20,7 @@ import (
 	"github.com/drover-hpc/drover/internal/agent"
 	"github.com/drover-hpc/drover/internal/config"
 	"github.com/drover-hpc/drover/internal/db"
+	"github.com/drover-hpc/drover/internal/vnode"
 	"github.com/drover-hpc/drover/kpi"
 	"github.com/drover-hpc/drover/kpi/ingest"
 )
@@ -76,8 +77,15 @@ func (a *app) agentSetup(ac config.Agent) (agent.Config, func(), error) {
 			},
 			Events: health.EventConfig{Horizon: h.Horizon, MinConfidence: h.MinConfidence, Repeat: h.Repeat},
 		},
-		Collectors: kpi.Options{NodeExporterURL: ac.NodeExporterURL},
+		Collectors: kpi.Options{NodeExporterURL: ac.NodeExporterURL, DirtyRateEvery: ac.DirtyRateEvery},
 	}
+	// dirty rates are measured on drover's vnodes only: a calculation samples the guest's pages,
+	// which a guest drover does not manage has not agreed to
+	cat, err := vnode.NewCatalog(a.cfg.Vnodes, a.cfg.Libvirt.DomainType)
+	if err != nil {
+		return agent.Config{}, nil, fmt.Errorf("vnodes: %w (run drover check)", err)
+	}
+	cfg.Collectors.MeasureDomain = cat.Has
 	if cfg.Host == "" {
 		if cfg.Host, err = os.Hostname(); err != nil {
 			return agent.Config{}, nil, fmt.Errorf("no agent.host and no host name from the system (%w): pass --host", err)

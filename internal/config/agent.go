@@ -18,6 +18,10 @@ type Agent struct {
 	// how often everything else is (procfs, RAPL, libvirt, or a node_exporter scrape).
 	HealthInterval time.Duration `mapstructure:"health_interval"`
 	Interval       time.Duration `mapstructure:"interval"`
+	// DirtyRateEvery is how often each vnode's memory dirty rate is measured (a 1 s libvirt
+	// calculation, on the KPI schedule, so at most once per Interval); guests that are not
+	// drover vnodes are never measured.
+	DirtyRateEvery time.Duration `mapstructure:"dirty_rate_every"`
 	// SpoolDir keeps batches the database has not taken yet, at most SpoolMaxBytes of them;
 	// MemoryMaxSamples bounds the samples held in memory before they go to the spool.
 	SpoolDir         string `mapstructure:"spool_dir"`
@@ -89,6 +93,7 @@ func agentDefaults() Agent {
 	return Agent{
 		HealthInterval:      time.Second,
 		Interval:            10 * time.Second,
+		DirtyRateEvery:      time.Minute,
 		SpoolDir:            "/var/lib/drover/spool",
 		SpoolMaxBytes:       1 << 30,
 		MemoryMaxSamples:    100_000,
@@ -107,6 +112,9 @@ func (c *Config) validateAgent(bad func(key, format string, args ...any)) {
 	}
 	if a.Interval <= 0 {
 		bad("agent.interval", "must be positive, got %v", a.Interval)
+	}
+	if a.DirtyRateEvery < time.Second {
+		bad("agent.dirty_rate_every", "must be at least 1s (one calculation lasts 1 s), got %v", a.DirtyRateEvery)
 	}
 	if a.SpoolDir == "" || !filepath.IsAbs(a.SpoolDir) {
 		bad("agent.spool_dir", "%q is not an absolute directory path", a.SpoolDir)

@@ -81,6 +81,7 @@ func TestAgentErrors(t *testing.T) {
 	}{
 		{"negative interval", "agent:\n  host: hv1\n  interval: -5s\n", []string{":3: agent.interval: must be positive, got -5s"}},
 		{"zero health interval", "agent:\n  health_interval: 0s\n", []string{":2: agent.health_interval: must be positive"}},
+		{"dirty rates too often", "agent:\n  dirty_rate_every: 500ms\n", []string{":2: agent.dirty_rate_every: must be at least 1s", "got 500ms"}},
 		{"unknown key", "agent:\n  intervall: 5s\n", []string{`:2: unknown key "agent.intervall"`, "known here: batch_max_samples"}},
 		{"unknown health key", "health:\n  treshold_file: x\n", []string{`:2: unknown key "health.treshold_file"`, "thresholds_file"}},
 		{"typo'd thresholds file", "log:\n  level: info\nhealth:\n  thresholds_file: " + missing + "\n", []string{":4: health.thresholds_file: stat " + missing + ": no such file or directory"}},

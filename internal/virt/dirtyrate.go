@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"libvirt.org/go/libvirt"
@@ -13,6 +14,10 @@ import (
 // ErrDirtyRateUnsupported: the hypervisor cannot measure a domain's memory dirty rate (libvirt
 // before 7.2, QEMU before 5.2, or a driver without it).
 var ErrDirtyRateUnsupported = errors.New("dirty rate calculation not supported")
+
+// ErrDirtyRateBusy: a dirty-rate calculation already runs on the domain (QEMU measures one at a
+// time per domain); its result appears in DirtyRates when its period is over.
+var ErrDirtyRateBusy = errors.New("a dirty rate calculation is already running")
 
 // DirtyRateStatus is where a domain's dirty-rate calculation is.
 type DirtyRateStatus int
@@ -58,7 +63,8 @@ const (
 // StartDirtyRateCalc starts measuring how fast the running domain called name dirties its
 // memory, over period (rounded to whole seconds, 1 to 60), by QEMU's page sampling. It returns
 // at once; the result appears in DirtyRates when the period is over. A hypervisor that cannot
-// do it gives an error matching ErrDirtyRateUnsupported.
+// do it gives an error matching ErrDirtyRateUnsupported; one already measuring the domain an
+// error matching ErrDirtyRateBusy.
 func (c *Conn) StartDirtyRateCalc(ctx context.Context, name string, period time.Duration) error {
 	secs := int(period.Round(time.Second) / time.Second)
 	if secs < 1 || secs > 60 {
@@ -125,11 +131,16 @@ func dirtyRateFrom(name string, r *libvirt.DomainStatsDirtyRate) DirtyRate {
 	return d
 }
 
-// dirtyRateError marks the errors that mean the hypervisor cannot measure dirty rates.
+// dirtyRateError marks the errors that mean the hypervisor cannot measure dirty rates, and the
+// one that says a calculation is already running (QEMU's words; libvirt passes them on as an
+// internal error).
 func dirtyRateError(err error) error {
 	var lerr libvirt.Error
 	if err == nil || !errors.As(err, &lerr) {
 		return err
+	}
+	if strings.Contains(lerr.Message, "already being measured") {
+		return fmt.Errorf("%w: %w", ErrDirtyRateBusy, err)
 	}
 	switch lerr.Code {
 	case libvirt.ERR_NO_SUPPORT, libvirt.ERR_OPERATION_UNSUPPORTED, libvirt.ERR_ARGUMENT_UNSUPPORTED, libvirt.ERR_INVALID_ARG:
