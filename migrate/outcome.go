@@ -133,11 +133,11 @@ func (r *run) vanished(ctx context.Context, row store.Vnode, seen []sighting, er
 	reason := fmt.Sprintf("its VM is on none of %s (the database said %s)", strings.Join(asked, ", "), was)
 	r.e.log.Warn().Str("vnode", r.req.VNode).Str("database", was).Strs("asked", asked).
 		Msg("vnode's VM is gone from every hypervisor: recorded as failed")
-	if serr := r.e.st.SetVnodeState(ctx, r.req.VNode, "failed", reason, nil); serr != nil {
-		r.e.log.Error().Str("vnode", r.req.VNode).Err(serr).Msg("could not record the vanished VM")
+	ok, serr := r.e.st.VnodeVanished(ctx, r.req.VNode, row.State, row.Hypervisor, reason, map[string]any{"database": was, "asked": asked, "by": "migrate"})
+	if serr != nil || !ok {
+		r.e.log.Error().Str("vnode", r.req.VNode).Err(serr).Bool("changed_meanwhile", !ok).Msg("could not record the vanished VM")
 		return
 	}
-	_ = r.e.st.VnodeEvent(ctx, r.req.VNode, "vanished", row.Hypervisor, map[string]any{"database": was, "asked": asked, "by": "migrate"})
 	r.res.Corrected = was
 }
 

@@ -75,14 +75,14 @@ func (s *Server) audit(ctx context.Context, probes []Probe) {
 			where[d] = true
 		}
 	}
-	vms, err := s.store.ControlVMs(ctx)
+	vms, err := s.store.LiveVnodes(ctx)
 	if err != nil {
 		s.log.Warn().Err(err).Msg("audit of the vnodes: read them")
 		return
 	}
 	missing := map[string]bool{}
 	for _, vm := range vms {
-		if vm.State != "booting" && vm.State != "running" || where[vm.Name] {
+		if where[vm.Name] {
 			continue
 		}
 		if !last[vm.Name] {
@@ -91,13 +91,15 @@ func (s *Server) audit(ctx context.Context, probes []Probe) {
 		}
 		was := vm.State + " on " + vm.Hypervisor
 		reason := fmt.Sprintf("its VM is on none of %s at two probes in a row (the database said %s)", strings.Join(asked, ", "), was)
-		if err := s.store.SetVnodeState(ctx, vm.Name, "failed", reason, nil); err != nil {
+		ok, err := s.store.VnodeVanished(ctx, vm.Name, vm.State, vm.Hypervisor, reason, map[string]any{"database": was, "asked": asked, "by": "server"})
+		if err != nil {
 			s.log.Warn().Str("vnode", vm.Name).Err(err).Msg("audit of the vnodes: record a vanished VM")
 			continue
 		}
-		_ = s.store.VnodeEvent(ctx, vm.Name, "vanished", vm.Hypervisor, map[string]any{"database": was, "asked": asked, "by": "server"})
-		s.log.Warn().Str("vnode", vm.Name).Str("database", was).Strs("asked", asked).
-			Msg("vnode's VM is gone from every hypervisor: recorded as failed")
+		if ok {
+			s.log.Warn().Str("vnode", vm.Name).Str("database", was).Strs("asked", asked).
+				Msg("vnode's VM is gone from every hypervisor: recorded as failed")
+		}
 	}
 	s.mu.Lock()
 	s.missing = missing

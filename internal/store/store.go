@@ -153,6 +153,41 @@ func (s *Store) VnodeEvent(ctx context.Context, vnode, event, hypervisor string,
 	return nil
 }
 
+// VnodeVanished records a vnode whose VM is on no hypervisor: when its row still says state on
+// hypervisor ("" = none), as the caller read it, the row becomes failed with reason and a
+// "vanished" event with detail is appended, both in one statement. It reports false, writing
+// nothing, when the row had changed meanwhile (the VM was booted again, or is migrating).
+func (s *Store) VnodeVanished(ctx context.Context, name, state, hypervisor, reason string, detail any) (bool, error) {
+	b, err := json.Marshal(orEmpty(detail))
+	if err != nil {
+		return false, err
+	}
+	tag, err := s.db.Exec(ctx, q.Get("VnodeVanished"), name, state, hypervisor, reason, b)
+	if err != nil {
+		return false, fmt.Errorf("record vnode %s as vanished: %w", name, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// LiveVnode is a vnode recorded booting or running, and where.
+type LiveVnode struct{ Name, State, Hypervisor string }
+
+// LiveVnodes lists the vnodes recorded booting or running, by name.
+func (s *Store) LiveVnodes(ctx context.Context) ([]LiveVnode, error) {
+	rows, err := s.db.Query(ctx, q.Get("LiveVnodes"))
+	if err != nil {
+		return nil, fmt.Errorf("list live vnodes: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LiveVnode, error) {
+		var v LiveVnode
+		return v, r.Scan(&v.Name, &v.State, &v.Hypervisor)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list live vnodes: %w", err)
+	}
+	return out, nil
+}
+
 func orEmpty(v any) any {
 	if v == nil {
 		return map[string]any{}

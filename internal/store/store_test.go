@@ -129,6 +129,56 @@ func TestVnodeLifecycle(t *testing.T) {
 	}
 }
 
+// A vanished VM is recorded only while the row still says what the caller read: row and event
+// together, or neither.
+func TestVnodeVanished(t *testing.T) {
+	s, count := newStore(t)
+	ctx := context.Background()
+	for _, n := range []string{"vn1", "vn2"} {
+		if err := s.VnodeBooting(ctx, store.Boot{Name: n, Address: netip.MustParsePrefix("198.18.0.11/24"),
+			MAC: "52:54:00:12:00:0b", CPUs: 1, MemoryMiB: 512, Hypervisor: "hv1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.VnodesRunning(ctx, []string{"vn1", "vn2"}, 7); err != nil {
+		t.Fatal(err)
+	}
+	live, err := s.LiveVnodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 2 || live[0] != (store.LiveVnode{Name: "vn1", State: "running", Hypervisor: "hv1"}) || live[1].Name != "vn2" {
+		t.Fatalf("LiveVnodes = %+v", live)
+	}
+	// stale reads: another state, another hypervisor
+	for _, c := range []struct{ state, hv string }{{"booting", "hv1"}, {"running", "hv2"}, {"running", ""}} {
+		ok, err := s.VnodeVanished(ctx, "vn1", c.state, c.hv, "gone", map[string]any{"by": "test"})
+		if err != nil || ok {
+			t.Errorf("VnodeVanished(vn1 read as %s on %q) = %v, %v; want false: the row says running on hv1", c.state, c.hv, ok, err)
+		}
+	}
+	if n := count("SELECT count(*) FROM vnode_events WHERE event = 'vanished'"); n != 0 {
+		t.Fatalf("%d vanished events after refused writes", n)
+	}
+	ok, err := s.VnodeVanished(ctx, "vn1", "running", "hv1", "its VM is on none of hv1, hv2", map[string]any{"by": "test"})
+	if err != nil || !ok {
+		t.Fatalf("VnodeVanished = %v, %v", ok, err)
+	}
+	if v, _ := s.GetVnode(ctx, "vn1"); v.State != "failed" || v.Reason != "its VM is on none of hv1, hv2" || v.Hypervisor != "hv1" {
+		t.Errorf("after vanishing: %+v", v)
+	}
+	if n := count("SELECT count(*) FROM vnode_events WHERE event = 'vanished' AND vnode = 'vn1' AND detail->>'by' = 'test' AND hypervisor_id IS NOT NULL"); n != 1 {
+		t.Errorf("%d vanished events for vn1, want 1", n)
+	}
+	// a second report finds it failed: nothing more is written
+	if ok, _ := s.VnodeVanished(ctx, "vn1", "running", "hv1", "again", nil); ok {
+		t.Error("a failed vnode was recorded vanished again")
+	}
+	if live, _ = s.LiveVnodes(ctx); len(live) != 1 || live[0].Name != "vn2" {
+		t.Errorf("LiveVnodes after vn1 failed = %+v", live)
+	}
+}
+
 // Names that look like SQL are data: a valid one is stored verbatim, an invalid node name refused.
 func TestSQLLookingInput(t *testing.T) {
 	s, count := newStore(t)

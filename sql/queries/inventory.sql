@@ -53,6 +53,27 @@ WHERE name = ANY($1) AND state IN ('booting', 'running');
 -- name: EnsureVnode
 INSERT INTO vnodes (name) VALUES ($1) ON CONFLICT (name) DO NOTHING;
 
+-- name: VnodeVanished
+-- A vnode whose VM no hypervisor has: when its row still says state $2 on hypervisor $3 ('' =
+-- none), it becomes failed with reason $4 and a 'vanished' event with detail $5 is appended, in
+-- one statement. No row: it changed meanwhile, and nothing is written.
+WITH gone AS (
+    UPDATE vnodes SET state = 'failed', state_reason = $4, updated_at = now()
+    WHERE name = $1 AND state = $2
+      AND hypervisor_id IS NOT DISTINCT FROM (SELECT id FROM hypervisors WHERE name = NULLIF($3::text, ''))
+    RETURNING name, hypervisor_id
+)
+INSERT INTO vnode_events (vnode, event, hypervisor_id, detail)
+SELECT name, 'vanished', hypervisor_id, $5 FROM gone;
+
+-- name: LiveVnodes
+-- The vnodes recorded booting or running, with their hypervisor ('' = none): what the server's
+-- audit compares with the domains the hypervisors list.
+SELECT v.name, v.state, coalesce(h.name, '')
+FROM vnodes v LEFT JOIN hypervisors h ON h.id = v.hypervisor_id
+WHERE v.state IN ('booting', 'running')
+ORDER BY v.name;
+
 -- name: InsertVnodeEvent
 INSERT INTO vnode_events (vnode, event, hypervisor_id, detail)
 VALUES ($1, $2, (SELECT id FROM hypervisors WHERE name = NULLIF($3, '')), $4);
