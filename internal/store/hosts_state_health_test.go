@@ -327,6 +327,22 @@ func TestHostStateMigrationDownUp(t *testing.T) {
 	if h, _ := d.state(t, "b"); h.Health != "critical" || h.Load1 != 2 {
 		t.Errorf("b after down and up = %+v, want critical, load 2", h)
 	}
+	// 005 rebuilt the table with HostsState's columns first, its trigger and the reader's grant
+	var first string
+	var trig, readable bool
+	if err := d.admin.QueryRow(ctx, `SELECT
+		  (SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns
+		    WHERE table_schema = current_schema() AND table_name = 'host_kpi_now' AND ordinal_position <= 9),
+		  EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'host_kpi_now'::regclass AND tgname = 'host_kpi_now_health'),
+		  has_table_privilege('drover_reader', 'host_kpi_now', 'SELECT')`).Scan(&first, &trig, &readable); err != nil {
+		t.Fatal(err)
+	}
+	if want := "hypervisor_id,ts,load1,cpu_busy_ratio,mem_available_bytes,temp_max_celsius,power_watts,health_state,predicted_breach_at"; first != want {
+		t.Errorf("host_kpi_now's first columns %s, want %s", first, want)
+	}
+	if !trig || !readable {
+		t.Errorf("after up: trigger %v, drover_reader may read %v; want both", trig, readable)
+	}
 	d.consistent(t)
 }
 
