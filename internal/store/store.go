@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,7 +35,12 @@ type DB interface {
 var _ DB = (*pgxpool.Pool)(nil)
 
 // Store wraps a database handle.
-type Store struct{ db DB }
+type Store struct {
+	db DB
+	// hosts is how many rows the last HostsState read: the next one allocates for that many
+	// at once.
+	hosts atomic.Int64
+}
 
 // New returns a store on db.
 func New(db DB) *Store { return &Store{db: db} }
