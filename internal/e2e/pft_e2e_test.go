@@ -309,14 +309,7 @@ func testNoise(t *testing.T, r *report) {
 	if states == 0 {
 		t.Errorf("no state events for hv2 during the noise: did the agent read 80 ± 3 °C at all?")
 	}
-	j := e.waitState(id, time.Duration(ticks)*time.Second, finished, "finished")
-	if j.State != slurm.JobCompleted || j.ExitCode != 0 {
-		t.Errorf("job %d ended %s with exit code %d, want COMPLETED 0", id, j.State, j.ExitCode)
-	}
-	gap, err := e.ticks.check(id, 0, ticks)
-	if err != nil {
-		t.Error(err)
-	}
+	_, gap := e.jobCompletes(id, time.Duration(ticks)*time.Second, 1, ticks)
 	t.Logf("noise %v: %d readings %d..%d °C (%d at or above 80), %d state events, %d prediction events for hv2, %d migrations of %s; job %d: %d ticks, largest gap %v",
 		noise, readings, lo, hi, above, states, predictions, moves, vn, id, len(e.ticks.of(id, 0)), gap.Round(time.Millisecond))
 	r.set("noise", map[string]any{
@@ -503,14 +496,7 @@ func testEvacuation(t *testing.T, r *report) {
 		testServerCrash(t, &ce, r, vn, id)
 	})
 
-	j := e.waitState(id, time.Duration(ticks)*time.Second, finished, "finished")
-	if j.State != slurm.JobCompleted || j.ExitCode != 0 {
-		t.Errorf("job %d ended %s with exit code %d, want COMPLETED 0", id, j.State, j.ExitCode)
-	}
-	gap, err := e.ticks.check(id, 0, ticks)
-	if err != nil {
-		t.Error(err)
-	}
+	j, gap := e.jobCompletes(id, time.Duration(ticks)*time.Second, 1, ticks)
 	t.Logf("job %d: %d of %d ticks, in order, largest gap %v, through the evacuation and the server's crashes", id, len(e.ticks.of(id, 0)), ticks, gap.Round(time.Millisecond))
 	r.set("evacuation_job", map[string]any{"job": id, "ticks": len(e.ticks.of(id, 0)), "want_ticks": ticks,
 		"max_tick_gap_s": gap.Seconds(), "completed": j.State == slurm.JobCompleted && j.ExitCode == 0})

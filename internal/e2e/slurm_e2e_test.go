@@ -102,6 +102,26 @@ func (e *env) waitState(id int, timeout time.Duration, ok func(slurm.Job) bool, 
 	}
 }
 
+// jobCompletes waits up to timeout for job id to finish, which it must do COMPLETED with exit
+// code 0, and checks that each of its first tasks wrote ticks ticks in order (tasks 0: no
+// check). It returns the job and the largest gap between two ticks of a task.
+func (e *env) jobCompletes(id int, timeout time.Duration, tasks, ticks int) (slurm.Job, time.Duration) {
+	e.t.Helper()
+	j := e.waitState(id, timeout, finished, "finished")
+	if j.State != slurm.JobCompleted || j.ExitCode != 0 {
+		e.t.Errorf("job %d ended %s with exit code %d, want COMPLETED 0", id, j.State, j.ExitCode)
+	}
+	var worst time.Duration
+	for task := range tasks {
+		gap, err := e.ticks.check(id, task, ticks)
+		if err != nil {
+			e.t.Error(err)
+		}
+		worst = max(worst, gap)
+	}
+	return j, worst
+}
+
 // where is the hypervisor a vnode runs on, by drover's records.
 func (e *env) where(vnode string) string {
 	e.t.Helper()
@@ -207,14 +227,7 @@ func TestSlurmJobsSurviveLiveMigration(t *testing.T) {
 	e.ticks.waitTick(t, id, 0, 35, 2*time.Minute)
 	migrations = append(migrations, e.migrate(vn))
 
-	j = e.waitState(id, 3*time.Minute, finished, "finished")
-	if j.State != slurm.JobCompleted || j.ExitCode != 0 {
-		t.Errorf("job %d ended %s with exit code %d, want COMPLETED 0", id, j.State, j.ExitCode)
-	}
-	gap, err := e.ticks.check(id, 0, ticks)
-	if err != nil {
-		t.Error(err)
-	}
+	_, gap := e.jobCompletes(id, 3*time.Minute, 1, ticks)
 	maxGap = max(maxGap, gap)
 	t.Logf("job %d: %d/%d ticks in order, largest gap %v", id, len(e.ticks.of(id, 0)), ticks, gap.Round(time.Millisecond))
 
@@ -249,17 +262,8 @@ func TestSlurmJobsSurviveLiveMigration(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	j2 = e.waitState(id2, 3*time.Minute, finished, "finished")
-	if j2.State != slurm.JobCompleted || j2.ExitCode != 0 {
-		t.Errorf("job %d ended %s with exit code %d, want COMPLETED 0", id2, j2.State, j2.ExitCode)
-	}
-	for task := 0; task < 2; task++ {
-		gap, err := e.ticks.check(id2, task, ticks2)
-		if err != nil {
-			t.Error(err)
-		}
-		maxGap = max(maxGap, gap)
-	}
+	_, gap = e.jobCompletes(id2, 3*time.Minute, 2, ticks2)
+	maxGap = max(maxGap, gap)
 
 	res["migrations"] = migrations
 	res["max_gap_s"] = maxGap.Seconds()
