@@ -31,8 +31,11 @@ const (
 	probeTimeout   = 5 * time.Second
 	maxProbeErrors = 3 // consecutive failed readings before verification gives up
 	// serialGrace is how long past VerifyFor verification waits for a first console line; the
-	// guest must keep running meanwhile.
-	serialGrace = 5 * time.Second
+	// guest must keep running meanwhile, and a line ends the wait at once. A guest under
+	// emulation on a loaded hypervisor was seen quiet for 7.6 s after a switch-over while its
+	// vCPUs advanced and it went on writing afterwards (5 s was too short); a guest that panics
+	// says so on its console and fails at once.
+	serialGrace = 15 * time.Second
 )
 
 // probeEvery is the probe interval for a watch of verifyFor: a tenth of it, between 10 ms and
