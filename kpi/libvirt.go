@@ -88,8 +88,9 @@ type vmCPU struct {
 	at  time.Time
 }
 
-// NewLibvirt returns a collector reading r. keep selects the domains to report (nil: all; the
-// agent passes its vnode catalog's Has); now stamps the samples (time.Now when nil).
+// NewLibvirt returns a collector reading r. keep selects the domains to report (nil: all, as the
+// agent does: every guest's CPU and memory weigh on its host); now stamps the samples (time.Now
+// when nil).
 func NewLibvirt(r DomainStatsReader, keep func(domain string) bool, now func() time.Time) *Libvirt {
 	if now == nil {
 		now = time.Now
@@ -138,11 +139,7 @@ func (c *Libvirt) Collect(ctx context.Context) ([]Sample, error) {
 			c.prev[d.Name] = cur
 		}
 	}
-	for name := range c.prev {
-		if !seen[name] {
-			delete(c.prev, name)
-		}
-	}
+	forget(c.prev, seen)
 	if c.dirty != nil {
 		if err := c.dirtyRates(ctx, b, stats, seen); err != nil {
 			c.dirty = nil
@@ -182,16 +179,8 @@ func (c *Libvirt) dirtyRates(ctx context.Context, b *batch, stats []virt.DomainS
 			c.reported[r.Name] = r.Started
 		}
 	}
-	for name := range c.reported {
-		if !seen[name] {
-			delete(c.reported, name)
-		}
-	}
-	for name := range c.started {
-		if !seen[name] {
-			delete(c.started, name)
-		}
-	}
+	forget(c.reported, seen)
+	forget(c.started, seen)
 	now := c.now()
 	for _, d := range stats {
 		if !seen[d.Name] || d.State != virt.StateRunning || measuring[d.Name] {
@@ -219,6 +208,15 @@ func (c *Libvirt) dirtyRates(ctx context.Context, b *batch, stats []virt.DomainS
 		}
 	}
 	return nil
+}
+
+// forget drops the domains not seen in this Collect from a per-domain map.
+func forget[V any](m map[string]V, seen map[string]bool) {
+	for name := range m {
+		if !seen[name] {
+			delete(m, name)
+		}
+	}
 }
 
 // migrating reports whether a live migration may run on the domain: a job is active, or the

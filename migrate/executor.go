@@ -192,7 +192,7 @@ func (r *run) migrate(ctx context.Context) error {
 	p, err := place(req.VNode, req.To, seen)
 	if err != nil {
 		if errors.Is(err, ErrNotRunning) {
-			r.vanished(ctx, row, seen, err)
+			r.vanished(ctx, row, seen)
 		}
 		if errors.Is(err, ErrRunsTwice) { // a migration started meanwhile shows on both hosts
 			if uerr := r.checkUnfinished(ctx); uerr != nil {

@@ -118,7 +118,7 @@ func (r *run) reconcileRow(ctx context.Context, row store.Vnode) error {
 // no such domain: the row becomes failed with the reason, so its CPUs and memory stop counting
 // against a host in placement, and err gets a hint saying so. A vnode that is absent, failed or
 // stopping is left alone, and so is any when a hypervisor could not be asked.
-func (r *run) vanished(ctx context.Context, row store.Vnode, seen []sighting, err error) {
+func (r *run) vanished(ctx context.Context, row store.Vnode, seen []sighting) {
 	if row.State != "booting" && row.State != "running" && row.State != "migrating" {
 		return
 	}
@@ -131,13 +131,16 @@ func (r *run) vanished(ctx context.Context, row store.Vnode, seen []sighting, er
 	}
 	was := row.State + " on " + orNone(row.Hypervisor)
 	reason := fmt.Sprintf("its VM is on none of %s (the database said %s)", strings.Join(asked, ", "), was)
-	r.e.log.Warn().Str("vnode", r.req.VNode).Str("database", was).Strs("asked", asked).
-		Msg("vnode's VM is gone from every hypervisor: recorded as failed")
-	ok, serr := r.e.st.VnodeVanished(ctx, r.req.VNode, row.State, row.Hypervisor, reason, map[string]any{"database": was, "asked": asked, "by": "migrate"})
-	if serr != nil || !ok {
-		r.e.log.Error().Str("vnode", r.req.VNode).Err(serr).Bool("changed_meanwhile", !ok).Msg("could not record the vanished VM")
+	ok, err := r.e.st.VnodeVanished(ctx, r.req.VNode, row.State, row.Hypervisor, reason, map[string]any{"database": was, "asked": asked, "by": "migrate"})
+	if err != nil {
+		r.e.log.Error().Str("vnode", r.req.VNode).Err(err).Msg("could not record the vanished VM")
 		return
 	}
+	if !ok {
+		return // the row changed meanwhile: whoever changed it knows better
+	}
+	r.e.log.Warn().Str("vnode", r.req.VNode).Str("database", was).Strs("asked", asked).
+		Msg("vnode's VM is gone from every hypervisor: recorded as failed")
 	r.res.Corrected = was
 }
 
