@@ -37,11 +37,94 @@ type benchAgentResult struct {
 	ExporterBytes         int     `json:"node_exporter_bytes_per_scrape"`
 	// RssAnon at the end: the heap and stacks, without the pages of the binary and its shared
 	// libraries (drover's binary links libvirt, PostgreSQL and IPMI clients the cycle never uses)
-	DroverAnonKiB   int64   `json:"drover_rss_anon_kib"`
-	ExporterAnonKiB int64   `json:"node_exporter_rss_anon_kib"`
-	CPURatio        float64 `json:"cpu_ratio"` // drover / node_exporter
-	RSSRatio        float64 `json:"rss_ratio"`
-	GoalMet         bool    `json:"goal_met"` // drover ≤ node_exporter in both
+	DroverAnonKiB   int64 `json:"drover_rss_anon_kib"`
+	ExporterAnonKiB int64 `json:"node_exporter_rss_anon_kib"`
+	// RSS at the end by what the pages belong to (rssParts): the executable's file, the shared
+	// libraries' files (drover: libc and the tree libvirt.so.0 pulls in, which the libvirt
+	// binding loads in every process at start; node_exporter: libc) and the rest (heap, stacks,
+	// copied-on-write pages of either)
+	DroverParts   rssParts `json:"drover_rss_parts_kib"`
+	ExporterParts rssParts `json:"node_exporter_rss_parts_kib"`
+	CPURatio      float64  `json:"cpu_ratio"` // drover / node_exporter
+	RSSRatio      float64  `json:"rss_ratio"`
+	// each peak less the process's shared-library pages at the end: drover's over node_exporter's
+	RSSRatioWithoutLibs float64 `json:"rss_ratio_without_libs"`
+	GoalMet             bool    `json:"goal_met"` // drover ≤ node_exporter in both
+}
+
+// rssParts splits a process's resident pages (KiB) by what they map.
+type rssParts struct {
+	Binary    int64 `json:"binary"`    // clean pages of the executable's file
+	Libraries int64 `json:"libraries"` // clean pages of shared-library files (*.so*)
+	Libs      int   `json:"library_count"`
+	Other     int64 `json:"other"` // anonymous memory and dirty private copies
+}
+
+// readRSSParts sums /proc/PID/smaps: each mapping's file pages go to the executable or the
+// shared libraries by its path, everything else (and a file's Anonymous copies) to Other.
+func readRSSParts(pid int) (rssParts, error) {
+	var p rssParts
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return p, err
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return p, err
+	}
+	defer f.Close()
+	if p, err = parseRSSParts(f, exe); err != nil {
+		return p, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
+	}
+	return p, nil
+}
+
+// parseRSSParts reads smaps text; exe is the executable's path.
+func parseRSSParts(r io.Reader, exe string) (rssParts, error) {
+	var p rssParts
+	libs := map[string]bool{}
+	path := ""
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(fs[0], ":") { // a mapping's header: range perms offset dev inode [path]
+			path = ""
+			if len(fs) >= 6 {
+				path = fs[5]
+			}
+			continue
+		}
+		if (fs[0] != "Rss:" && fs[0] != "Anonymous:") || len(fs) < 2 {
+			continue
+		}
+		n, err := strconv.ParseInt(fs[1], 10, 64)
+		if err != nil {
+			return p, fmt.Errorf("%s %q: %w", fs[0], fs[1], err)
+		}
+		if fs[0] == "Anonymous:" { // counted in Rss above; moved from the file to Other
+			n = -n
+		}
+		switch {
+		case path == exe:
+			p.Binary += n
+		case strings.Contains(path, ".so"):
+			p.Libraries += n
+			libs[path] = true
+		default:
+			if n > 0 { // Rss; its Anonymous is inside it
+				p.Other += n
+			}
+			continue
+		}
+		if n < 0 {
+			p.Other -= n
+		}
+	}
+	p.Libs = len(libs)
+	return p, sc.Err()
 }
 
 // userHZ is the unit of utime and stime in /proc/PID/stat (USER_HZ, 100 on Linux).
@@ -284,17 +367,33 @@ func (a *app) benchAgent(ctx context.Context, cycles int, exporterBin string) (b
 	res.DroverCPUMsPerCycle, res.DroverPeakRSSKiB = per(dc-d0.cpu), dh
 	res.ExporterCPUMsPerCycle, res.ExporterPeakRSSKiB = per(nc-n0.cpu), nh
 	res.DroverAnonKiB, res.ExporterAnonKiB = da, na
+	if res.DroverParts, err = readRSSParts(child.Process.Pid); err != nil {
+		return res, err
+	}
+	if res.ExporterParts, err = readRSSParts(ne.Process.Pid); err != nil {
+		return res, err
+	}
 	if res.ExporterCPUMsPerCycle > 0 {
 		res.CPURatio = res.DroverCPUMsPerCycle / res.ExporterCPUMsPerCycle
 	}
 	if nh > 0 {
 		res.RSSRatio = float64(dh) / float64(nh)
+		if own := nh - res.ExporterParts.Libraries; own > 0 {
+			res.RSSRatioWithoutLibs = float64(dh-res.DroverParts.Libraries) / float64(own)
+		}
 	}
 	res.GoalMet = res.DroverCPUMsPerCycle <= res.ExporterCPUMsPerCycle && dh <= nh
 	fmt.Fprintf(a.stdout, "drover agent cycle (%s, %d samples): %.2f ms CPU per cycle, peak RSS %d KiB (anonymous %d KiB)\n",
 		res.Collectors, res.DroverSamples, res.DroverCPUMsPerCycle, dh, da)
 	fmt.Fprintf(a.stdout, "node_exporter scrape (%d bytes): %.2f ms CPU per cycle, peak RSS %d KiB (anonymous %d KiB)\n",
 		res.ExporterBytes, res.ExporterCPUMsPerCycle, nh, na)
+	for _, p := range []struct {
+		who string
+		rssParts
+	}{{"drover", res.DroverParts}, {"node_exporter", res.ExporterParts}} {
+		fmt.Fprintf(a.stdout, "%s RSS at the end: executable %d KiB, %d shared libraries %d KiB, anonymous %d KiB\n",
+			p.who, p.Binary, p.Libs, p.Libraries, p.Other)
+	}
 	fmt.Fprintf(a.stdout, "(CPU time counts in 10 ms ticks: over %d cycles the resolution is %.2f ms per cycle)\n",
 		cycles-1, 10.0/float64(cycles-1))
 	return res, nil
