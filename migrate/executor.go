@@ -362,7 +362,7 @@ func (r *run) switchedOver(jctx context.Context, res virt.MigrateResult, late bo
 
 	// 9. the guest must live on the destination, not only have arrived there
 	w := watcher{dst: r.req.To, probe: domainProbe(r.dst.conn, r.req.VNode), console: openConsole(r.req.SerialLog),
-		verifyFor: r.set.VerifyFor, interval: probeEvery(r.set.VerifyFor), quiet: consoleWatch, grace: serialGrace}
+		verifyFor: r.set.VerifyFor, interval: probeEvery(r.set.VerifyFor), quiet: quietBelow(r.set), grace: serialGrace}
 	v := w.run(jctx)
 	r.res.Verification = v
 	detail := map[string]any{"watched_ms": v.Watched.Milliseconds(), "cpu_ms": v.CPUTime.Milliseconds(),

@@ -330,6 +330,30 @@ func TestTestbedMigrateRefusals(t *testing.T) {
 	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM vnode_events WHERE vnode = $1 AND event = 'vanished'`, ghost).Scan(&n); err != nil || n != 1 {
 		t.Errorf("ghost's vanished events: %d, %v; want 1", n, err)
 	}
+
+	// after the refusals, a real move of a guest that is quiet on the console drover reads (a
+	// file it never writes): with migration.quiet_console a 1.5 s watch passes on vCPU progress
+	// alone, without the wait for a console line
+	quiet := filepath.Join(t.TempDir(), "quiet.serial")
+	if err := os.WriteFile(quiet, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Migration{MaxDowntime: 50 * time.Millisecond, Timeout: 2 * time.Minute, VerifyFor: 1500 * time.Millisecond,
+		QuietConsole: true}
+	qex := migrate.New(cfg, b.st, b.conns, zerolog.New(zerolog.NewTestWriter(t)), migrate.WithOwner("test:"+t.Name()))
+	start := time.Now()
+	res, err := qex.Migrate(ctx, migrate.Request{VNode: b.vnode, To: "hv2", SerialLog: quiet}, nil)
+	if err != nil {
+		t.Fatalf("quiet guest: %v", err)
+	}
+	v := res.Verification
+	t.Logf("quiet guest moved in %v, watched %v, CPU %v, %d console lines", time.Since(start).Round(time.Millisecond),
+		v.Watched.Round(time.Millisecond), v.CPUTime, v.NewLines)
+	if !v.Passed || v.SerialLog != quiet || v.NewLines != 0 || v.Watched < 1500*time.Millisecond ||
+		v.Watched > 1500*time.Millisecond+5*time.Second || v.CPUTime <= 0 {
+		t.Errorf("quiet guest's verification %+v; want passed after about 1.5 s with CPU time and no console line", v)
+	}
+	b.runsOn(t, ctx, "hv2")
 }
 
 // A second migration of a vnode that is migrating is refused; cancelling the first aborts it and

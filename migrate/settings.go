@@ -119,6 +119,7 @@ func params(s config.Migration, uri, serial string) map[string]any {
 		"timeout_action":     s.TimeoutAction,
 		"timeout_ms":         s.Timeout.Milliseconds(),
 		"verify_for_ms":      s.VerifyFor.Milliseconds(),
+		"quiet_console":      s.QuietConsole,
 		"migration_uri":      uri,
 		"serial_log":         serial,
 	}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
+	"github.com/drover-hpc/drover/internal/config"
 	"github.com/drover-hpc/drover/internal/virt"
 )
 
@@ -48,6 +50,15 @@ func probeEvery(verifyFor time.Duration) time.Duration {
 // consoleWatch is the shortest watch that waits for the guest to write to its console: a
 // heartbeat once a second cannot be expected sooner. Shorter watches still fail on a panic line.
 const consoleWatch = time.Second
+
+// quietBelow is the watcher's quiet: watches shorter than it do not wait for console lines.
+// With migration.quiet_console no watch does.
+func quietBelow(s config.Migration) time.Duration {
+	if s.QuietConsole {
+		return time.Duration(math.MaxInt64)
+	}
+	return consoleWatch
+}
 
 // sample is one reading of the domain on the destination.
 type sample struct {
@@ -148,7 +159,8 @@ func (w watcher) run(ctx context.Context) Verification {
 				if !cpuOK {
 					return fail("the guest used no CPU time on %s in %v: it is hung", w.dst, since(start))
 				}
-				return fail("the guest wrote nothing to its console (%s) in %v on %s", w.console.path, since(start), w.dst)
+				return fail("the guest wrote nothing to its console (%s) in %v on %s, though its vCPUs ran (guests that "+
+					"print nothing for long need migration.quiet_console: true)", w.console.path, since(start), w.dst)
 			}
 		}
 		t := time.NewTimer(w.interval)

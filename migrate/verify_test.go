@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-hpc/drover/internal/config"
 	"github.com/drover-hpc/drover/internal/virt"
 )
 
@@ -148,11 +149,38 @@ func TestWatcherConsole(t *testing.T) {
 			t.Fatalf("verification = %+v after %v; want a pass without console lines", v, time.Since(start))
 		}
 	})
+	t.Run("quiet guests (quiet_console: true)", func(t *testing.T) {
+		m := config.Defaults().Migration
+		m.QuietConsole = true
+		w := w
+		w.console, w.quiet = openConsole(newLog("quiet.log")), quietBelow(m)
+		if v := w.run(context.Background()); !v.Passed || v.NewLines != 0 {
+			t.Fatalf("verification = %+v; want a pass on vCPU progress alone", v)
+		}
+		p := newLog("quiet-panic.log")
+		w.console = openConsole(p)
+		appendTo(p, "Kernel panic - not syncing: VFS\n")
+		if v := w.run(context.Background()); v.Passed || !strings.Contains(v.Problem, "kernel panic") {
+			t.Fatalf("verification = %+v; want a kernel panic failure still", v)
+		}
+	})
 	t.Run("not readable here", func(t *testing.T) {
 		if c := openConsole(filepath.Join(dir, "on-another-host.log")); c != nil {
 			t.Fatalf("openConsole of a missing file = %+v, want nil (not checked)", c)
 		}
 	})
+}
+
+// By default a watch of a second or more waits for console lines; with quiet_console none does.
+func TestQuietBelow(t *testing.T) {
+	m := config.Defaults().Migration
+	if got := quietBelow(m); got != consoleWatch {
+		t.Errorf("defaults: quiet below %v, want %v", got, consoleWatch)
+	}
+	m.QuietConsole = true
+	if got := quietBelow(m); got < 24*time.Hour {
+		t.Errorf("quiet_console: quiet below %v, want no watch to wait", got)
+	}
 }
 
 func TestConsoleTruncated(t *testing.T) {

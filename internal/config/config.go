@@ -118,6 +118,10 @@ type Migration struct {
 	// VerifyFor: watch the guest this long on the destination; 0, the default, is the quick check
 	// (running there, its vCPUs advancing between two readings tens of milliseconds apart)
 	VerifyFor time.Duration `mapstructure:"verify_for"`
+	// QuietConsole: the guests may write nothing to their console for long. A watch of
+	// verify_for ≥ 1 s then passes on vCPU progress alone; otherwise it also waits for a line in
+	// the console log (vnodes.serial_dir). A kernel panic line fails either.
+	QuietConsole bool `mapstructure:"quiet_console"`
 	// MaxPerHypervisor bounds the unfinished migrations touching one hypervisor, outgoing and
 	// incoming together; MaxConcurrent bounds them cluster-wide. 0 takes the default (1 and 2).
 	MaxPerHypervisor int `mapstructure:"max_per_hypervisor"`

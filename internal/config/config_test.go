@@ -49,6 +49,16 @@ func TestLoadFile(t *testing.T) {
 	if cfg.Slurm.APIVersion != "v0.0.38" {
 		t.Errorf("slurm.api_version default lost: %q", cfg.Slurm.APIVersion)
 	}
+	if cfg.Migration.QuietConsole {
+		t.Error("migration.quiet_console: default false lost")
+	}
+	cfg, err = Load(Source{Path: writeFile(t, good+"migration:\n  quiet_console: true\n"), Explicit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Migration.QuietConsole {
+		t.Error("migration.quiet_console: true in the file, false loaded")
+	}
 }
 
 // File < environment < flags.
