@@ -113,7 +113,7 @@ func TestCheckTestbed(t *testing.T) {
 // A component that does not answer is named, with why and what to fix, and check exits non-zero.
 func TestCheckNamesWhatIsDown(t *testing.T) {
 	cfg := testbedConfig(t,
-		"qemu+tcp://198.18.0.3:16509/system", "qemu+tcp://198.18.0.3:1/system", // hv2's libvirtd: nothing on port 1
+		"198.18.0.3:16514/system", "198.18.0.3:1/system", // hv2's libvirtd: nothing on port 1
 	)
 	code, out, errs := run(t, "--config", cfg, "check", "--timeout", "5s")
 	if code != 1 {
@@ -128,11 +128,32 @@ func TestCheckNamesWhatIsDown(t *testing.T) {
 			t.Errorf("%s = %s, only hv2's libvirt was broken", c, s)
 		}
 	}
-	if !strings.Contains(out, "libvirt hv2: hv2: connect to qemu+tcp://198.18.0.3:1/system") || !strings.Contains(out, "fix: start libvirtd") {
+	if !strings.Contains(out, "libvirt hv2: hv2: connect to qemu+tls://198.18.0.3:1/system") || !strings.Contains(out, "fix: start libvirtd") {
 		t.Errorf("no reason or fix for hv2:\n%s", out)
 	}
 	if !strings.Contains(errs, "1 of 7 components unreachable") {
 		t.Errorf("stderr: %q", errs)
+	}
+}
+
+// hv2 with a pkipath that holds no certificates: its row says the TLS files were refused and
+// what to fix, not that libvirtd is down.
+func TestCheckTLSProblem(t *testing.T) {
+	hv2 := testenv.Config(t).Hypervisors[1]
+	if !strings.Contains(hv2.URI, "?pkipath=") {
+		t.Fatalf("testbed's hv2 URI %q has no pkipath", hv2.URI)
+	}
+	empty := t.TempDir()
+	cfg := testbedConfig(t, hv2.URI, hv2.URI[:strings.Index(hv2.URI, "?pkipath=")]+"?pkipath="+empty)
+	code, out, _ := run(t, "--config", cfg, "check", "--timeout", "5s")
+	st := statuses(out)
+	if code != 1 || st["libvirt hv2"] != "UNREACHABLE" || st["libvirt hv1"] != "ok" {
+		t.Fatalf("exit %d, want 1 with only hv2's libvirt unreachable\n%s", code, out)
+	}
+	for _, want := range []string{"Cannot read CA certificate '" + empty + "/cacert.pem'", "fix: the TLS connection failed on certificates"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
 	}
 }
 

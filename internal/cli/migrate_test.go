@@ -286,7 +286,7 @@ func TestReconcileCommand(t *testing.T) {
 	}
 
 	// hv2 does not answer: nothing can be ruled out, the row stays unfinished
-	broken := testbedConfig(t, "qemu+tcp://198.18.0.3:16509/system", "qemu+tcp://198.18.0.3:1/system")
+	broken := testbedConfig(t, "198.18.0.3:16514/system", "198.18.0.3:1/system")
 	stuck, err := st.InsertMigration(ctx, store.NewMigration{VNode: prefix + "-stuck", Src: "hv1", Dst: "hv2", Reason: "manual", Owner: "gone:2"})
 	if err != nil {
 		t.Fatal(err)

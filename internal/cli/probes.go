@@ -97,8 +97,11 @@ func libvirtProbe(lv config.Libvirt, h config.Hypervisor) check.Probe {
 			rtt, err := timed(func() error { _, err := c.Hostname(ctx); return err })
 			return check.Report{Version: v, RTT: rtt}, err
 		},
-		Fix: func(error) string {
-			return "start libvirtd with TCP listening on that address and check hypervisors[].uri; on the testbed: scripts/testbed up libvirt"
+		Fix: func(err error) string {
+			if errors.Is(err, virt.ErrTLS) {
+				return "the TLS connection failed on certificates: see the hint above (and libvirtd's log when it refused ours); on the testbed: scripts/testbed up libvirt remakes them"
+			}
+			return "start libvirtd listening on that address (listen_tls for qemu+tls, listen_tcp for qemu+tcp) and check hypervisors[].uri; on the testbed: scripts/testbed up libvirt"
 		},
 	}
 }

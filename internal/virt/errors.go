@@ -20,6 +20,9 @@ var (
 	ErrWrongState = errors.New("domain state does not allow this")
 	// ErrUnreachable: libvirtd could not be reached, or the connection to it broke.
 	ErrUnreachable = errors.New("hypervisor unreachable")
+	// ErrTLS: a qemu+tls connection failed on certificates: a file of the pkipath is missing,
+	// libvirtd's certificate is not trusted or does not name the host, or libvirtd refused ours.
+	ErrTLS = errors.New("TLS certificates refused")
 )
 
 // hintTestbed is the last line of every "cannot reach libvirtd" hint.
@@ -67,12 +70,43 @@ func (e *Error) Is(target error) bool {
 		return lerr.Code == libvirt.ERR_OPERATION_INVALID
 	case ErrUnreachable:
 		return unreachable(lerr)
+	case ErrTLS:
+		return tlsProblem(lerr)
 	}
 	return false
 }
 
+// tlsTexts are what libvirt's messages say when a TLS connection fails on certificates, on
+// either side ("Unable to read TLS confirmation" is the client's view of libvirtd refusing it).
+var tlsTexts = []string{"certificate", "tls confirmation", "tls handshake", "distinguished name"}
+
+// tlsProblem reports whether a libvirt error is a TLS certificate failure rather than a daemon
+// that is not there.
+func tlsProblem(lerr libvirt.Error) bool {
+	if lerr.Domain != libvirt.FROM_RPC && lerr.Domain != libvirt.FROM_REMOTE || lerr.Code == libvirt.ERR_OPERATION_TIMEOUT {
+		return false
+	}
+	msg := strings.ToLower(lerr.Message)
+	for _, s := range tlsTexts {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// hintTLS is the hint for a TLS failure.
+const hintTLS = "check the TLS files: the URI's pkipath directory (default /etc/pki/libvirt and /etc/pki/CA) needs " +
+	"cacert.pem (the CA that signed the hypervisor's certificate), clientcert.pem and clientkey.pem; the " +
+	"hypervisor's server certificate must name the host or address of the URI, and its libvirtd's " +
+	"tls_allowed_dn_list must admit our client certificate's DN (virt-pki-query-dn clientcert.pem); " +
+	"libvirtd's log says which side refused. " + hintTestbed
+
 // unreachable reports whether a libvirt error means the daemon is gone rather than that it refused.
 func unreachable(lerr libvirt.Error) bool {
+	if tlsProblem(lerr) {
+		return false
+	}
 	switch lerr.Code {
 	case libvirt.ERR_NO_CONNECT, libvirt.ERR_INVALID_CONN, libvirt.ERR_RPC, libvirt.ERR_OPERATION_TIMEOUT:
 		return true
@@ -97,6 +131,8 @@ func (c *Conn) wrap(op string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Hint = "libvirtd at " + c.uri + " did not answer in time: is it overloaded or hung? " + hintTestbed
 	case errors.Is(err, context.Canceled):
+	case errors.As(err, &lerr) && tlsProblem(lerr):
+		e.Hint = hintTLS
 	case errors.As(err, &lerr) && unreachable(lerr):
 		e.Hint = hintUnreachable + c.uri + " and listening? " + hintTestbed
 	case errors.As(err, &lerr) && lerr.Code == libvirt.ERR_NO_DOMAIN:

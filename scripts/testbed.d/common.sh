@@ -26,7 +26,8 @@ TB_HVS=(hv1 hv2)
 declare -A TB_HV_ADDR=([hv1]=$TB_PREFIX.2 [hv2]=$TB_PREFIX.3)
 declare -A TB_HV_UUID=([hv1]=0a0a0a0a-0000-4000-8000-0000000000a1 [hv2]=0b0b0b0b-0000-4000-8000-0000000000b2)
 declare -A TB_HV_MIGPORTS=([hv1]="49152 49199" [hv2]="49200 49249")
-TB_LIBVIRT_PORT=16509
+TB_LIBVIRT_PORT=16509       # TCP without authentication: the testbed's own scripts (virsh)
+TB_LIBVIRT_TLS_PORT=16514   # TLS with client certificates from the testbed's CA: drover
 TB_DOMAIN_TYPE=${DROVER_TB_DOMAIN_TYPE:-qemu}   # qemu = TCG (works everywhere); kvm on real hosts
 
 # ---- BMCs (ipmi_sim, one per hypervisor, on host loopback)
@@ -62,7 +63,7 @@ TB_PACKAGES=(
   munge slurmctld slurmd slurmrestd slurm-client slurm-wlm-jwt-plugin
   libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86
   openipmi ipmitool freeipmi-tools
-  iproute2 busybox-static cpio debootstrap curl netcat-openbsd bc python3 procps prometheus-node-exporter
+  iproute2 busybox-static cpio debootstrap curl netcat-openbsd bc python3 procps prometheus-node-exporter openssl
 )
 
 # ---------------------------------------------------------------- helpers

@@ -6,7 +6,9 @@
 # /var/cache/libvirt, /var/log/libvirt and /etc/hosts are bind-mounted from $TB_LIBVIRT_DIR/<hv>, its
 # hostname is the hypervisor's name and its host_uuid is TB_HV_UUID, so libvirt takes the two for
 # different hosts (a live migration between them is not refused as "same host"). It listens on
-# TB_HV_ADDR:TB_LIBVIRT_PORT without authentication, reachable from the host over the veth.
+# TB_HV_ADDR:TB_LIBVIRT_TLS_PORT with TLS, accepting only drover's client certificate from the
+# testbed's CA (libvirt_pki), which drover uses; and on TB_HV_ADDR:TB_LIBVIRT_PORT without
+# authentication for the testbed's own virsh calls. Both are reachable from the host over the veth.
 #
 # The first domain start on a fresh libvirtd probes QEMU for 4-8 s. `up` keeps the probed
 # capabilities in $TB_LIBVIRT_DIR/capscache, seeds every hypervisor's cache from it, and asks each
@@ -17,7 +19,13 @@ TB_CAPS_SEED=$TB_LIBVIRT_DIR/capscache   # copy of /var/cache/libvirt/qemu after
 TB_GUEST_DIR=$TB_DIR/guest               # out/{vmlinuz,initramfs.cpio.gz,build-info}, debs/
 TB_LIBVIRT_WAIT=${DROVER_TB_LIBVIRT_WAIT:-30}  # seconds a libvirtd gets to answer
 
+TB_PKI_DIR=$TB_LIBVIRT_DIR/pki          # ca/, <hv>/ (server), client/ (drover's ?pkipath=)
+TB_PKI_CLIENT_DN="O=drover testbed,CN=drover"
+
 libvirt_uri() { echo "qemu+tcp://${TB_HV_ADDR[$1]}:$TB_LIBVIRT_PORT/system"; }
+# libvirt_tls_uri HV: what drover uses: TLS, the server's certificate checked against the testbed's
+# CA and its address, drover's client certificate from the pki directory.
+libvirt_tls_uri() { echo "qemu+tls://${TB_HV_ADDR[$1]}:$TB_LIBVIRT_TLS_PORT/system?pkipath=$TB_PKI_DIR/client"; }
 libvirt_virsh() { # libvirt_virsh HV ARGS...: virsh against that hypervisor, never hanging
   local hv=$1; shift
   timeout 20 virsh -q -c "$(libvirt_uri "$hv")" "$@"
@@ -26,6 +34,59 @@ libvirt_virsh() { # libvirt_virsh HV ARGS...: virsh against that hypervisor, nev
 libvirt_pidfile() { echo "$TB_LIBVIRT_DIR/$1/libvirtd.pid"; }
 libvirt_answers() { timeout 5 virsh -q -c "$(libvirt_uri "$1")" hostname >/dev/null 2>&1; }
 
+# libvirt_pki_cert DIR NAME CN EXTENSIONS: a key and a certificate signed by the testbed's CA
+# (NAME.pem and NAME-key.pem renamed by the caller) with the given X.509v3 extensions.
+libvirt_pki_cert() {
+  local d=$1 name=$2 cn=$3 ext=$4 ca=$TB_PKI_DIR/ca
+  printf '[x]\n%s\n' "$ext" >"$d/$name.ext"
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$d/$name-key.pem" -out "$d/$name.csr" \
+    -subj "/O=drover testbed/CN=$cn" 2>>"$TB_PKI_DIR/openssl.log" &&
+    openssl x509 -req -in "$d/$name.csr" -CA "$ca/cacert.pem" -CAkey "$ca/cakey.pem" -set_serial "0x$(openssl rand -hex 8)" \
+      -days 3650 -extfile "$d/$name.ext" -extensions x -out "$d/$name.pem" 2>>"$TB_PKI_DIR/openssl.log" ||
+    tb_die "libvirt: could not make the $cn certificate with openssl (see $TB_PKI_DIR/openssl.log)"
+  rm -f "$d/$name.csr" "$d/$name.ext"
+  chmod 600 "$d/$name-key.pem"
+}
+
+# libvirt_pki: the testbed's CA, a server certificate per hypervisor (its address and name as
+# subject alternative names) and drover's client certificate; made once, remade when a
+# hypervisor's address changed. libvirtd accepts only clients with drover's certificate.
+libvirt_pki() {
+  local hv d ca=$TB_PKI_DIR/ca t
+  t=$(tb_now)
+  mkdir -p "$ca" && chmod 700 "$TB_PKI_DIR"
+  if [ ! -s "$ca/cacert.pem" ] || [ ! -s "$ca/cakey.pem" ]; then
+    rm -rf "${TB_PKI_DIR:?}"/* && mkdir -p "$ca"
+    printf '[req]\ndistinguished_name = dn\n[dn]\n[x]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\nsubjectKeyIdentifier = hash\n' >"$ca/ca.ext"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$ca/cakey.pem" -out "$ca/cacert.pem" -days 3650 \
+      -subj "/O=drover testbed/CN=drover testbed CA" -config "$ca/ca.ext" -extensions x 2>>"$TB_PKI_DIR/openssl.log" ||
+      tb_die "libvirt: could not make the testbed CA with openssl (see $TB_PKI_DIR/openssl.log)"
+    chmod 600 "$ca/cakey.pem"
+  fi
+  for hv in "${TB_HVS[@]}"; do
+    d=$TB_PKI_DIR/$hv
+    [ -s "$d/servercert.pem" ] && [ "$(cat "$d/address" 2>/dev/null)" = "${TB_HV_ADDR[$hv]}" ] && continue
+    mkdir -p "$d"
+    libvirt_pki_cert "$d" server "$hv" "basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:${TB_HV_ADDR[$hv]}, DNS:$hv"
+    mv "$d/server.pem" "$d/servercert.pem" && mv "$d/server-key.pem" "$d/serverkey.pem"
+    echo "${TB_HV_ADDR[$hv]}" >"$d/address"
+    tb_log "libvirt: TLS certificate for $hv (${TB_HV_ADDR[$hv]})"
+  done
+  d=$TB_PKI_DIR/client
+  if [ ! -s "$d/clientcert.pem" ]; then
+    mkdir -p "$d"
+    libvirt_pki_cert "$d" client drover "basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth"
+    mv "$d/client.pem" "$d/clientcert.pem" && mv "$d/client-key.pem" "$d/clientkey.pem"
+  fi
+  cp "$ca/cacert.pem" "$d/cacert.pem"
+  tb_log "libvirt: PKI ready in $(tb_since "$t")s ($TB_PKI_DIR)"
+}
+
 # libvirt_write_config HV DIR: libvirtd.conf, qemu.conf and hosts for one hypervisor. Only the
 # settings that differ from libvirt's defaults are written; the packaged files are not used.
 libvirt_write_config() {
@@ -33,7 +94,12 @@ libvirt_write_config() {
   read -r pmin pmax <<<"${TB_HV_MIGPORTS[$hv]}"
   cat >"$d/etc/libvirtd.conf" <<CONF
 # written by scripts/testbed for hypervisor $hv
-listen_tls = 0
+listen_tls = 1
+tls_port = "$TB_LIBVIRT_TLS_PORT"
+ca_file = "$TB_PKI_DIR/ca/cacert.pem"
+cert_file = "$TB_PKI_DIR/$hv/servercert.pem"
+key_file = "$TB_PKI_DIR/$hv/serverkey.pem"
+tls_allowed_dn_list = ["$TB_PKI_CLIENT_DN", "$(echo "$TB_PKI_CLIENT_DN" | awk -F, '{print $2 "," $1}')"]
 listen_tcp = 1
 listen_addr = "$addr"
 tcp_port = "$TB_LIBVIRT_PORT"
@@ -157,6 +223,7 @@ libvirt_up() {
     *) tb_die "libvirt: DROVER_TB_DOMAIN_TYPE must be qemu or kvm, not '$TB_DOMAIN_TYPE'" ;;
   esac
   mkdir -p "$TB_LIBVIRT_DIR" "$TB_GUEST_DIR" "$TB_LOG"
+  libvirt_pki
 
   # the guest image builds while the daemons start
   gb=$TB_LOG/guest-build.log
