@@ -59,7 +59,9 @@ func testbedCA(t *testing.T, dir string) pkiCA {
 	return pkiCA{cert: cert, key: key, pem: b}
 }
 
-func pemOf(kind string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}) }
+func pemOf(kind string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der})
+}
 
 func newKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
