@@ -277,6 +277,7 @@ func (r *run) transfer(ctx context.Context, uri string) (virt.MigrateResult, err
 		MaxDowntime:       r.set.MaxDowntime,
 		BandwidthMiBs:     uint64(r.set.BandwidthMiBs),
 		AutoConverge:      r.set.AutoConverge,
+		TLS:               r.set.TLS,
 		PostCopyAfter:     r.set.PostCopyAfter,
 		PostCopyWhenStuck: r.set.PostCopyWhenStuck,
 		Deadline:          deadline,

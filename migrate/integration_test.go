@@ -333,13 +333,14 @@ func TestTestbedMigrateRefusals(t *testing.T) {
 
 	// after the refusals, a real move of a guest that is quiet on the console drover reads (a
 	// file it never writes): with migration.quiet_console a 1.5 s watch passes on vCPU progress
-	// alone, without the wait for a console line
+	// alone, without the wait for a console line. The move is encrypted (migration.tls), and the
+	// journal says so.
 	quiet := filepath.Join(t.TempDir(), "quiet.serial")
 	if err := os.WriteFile(quiet, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Migration{MaxDowntime: 50 * time.Millisecond, Timeout: 2 * time.Minute, VerifyFor: 1500 * time.Millisecond,
-		QuietConsole: true}
+		QuietConsole: true, TLS: true}
 	qex := migrate.New(cfg, b.st, b.conns, zerolog.New(zerolog.NewTestWriter(t)), migrate.WithOwner("test:"+t.Name()))
 	start := time.Now()
 	res, err := qex.Migrate(ctx, migrate.Request{VNode: b.vnode, To: "hv2", SerialLog: quiet}, nil)
@@ -354,6 +355,11 @@ func TestTestbedMigrateRefusals(t *testing.T) {
 		t.Errorf("quiet guest's verification %+v; want passed after about 1.5 s with CPU time and no console line", v)
 	}
 	b.runsOn(t, ctx, "hv2")
+	var tls, quietParam bool
+	if err := b.pool.QueryRow(ctx, `SELECT (params->>'tls')::bool, (params->>'quiet_console')::bool FROM migrations WHERE id = $1`,
+		res.ID).Scan(&tls, &quietParam); err != nil || !tls || !quietParam {
+		t.Errorf("journal params tls %v, quiet_console %v, %v; want both true", tls, quietParam, err)
+	}
 }
 
 // A second migration of a vnode that is migrating is refused; cancelling the first aborts it and

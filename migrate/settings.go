@@ -120,6 +120,7 @@ func params(s config.Migration, uri, serial string) map[string]any {
 		"timeout_ms":         s.Timeout.Milliseconds(),
 		"verify_for_ms":      s.VerifyFor.Milliseconds(),
 		"quiet_console":      s.QuietConsole,
+		"tls":                s.TLS,
 		"migration_uri":      uri,
 		"serial_log":         serial,
 	}

@@ -104,9 +104,12 @@ type Vnodes struct {
 
 // Migration tunes live migrations.
 type Migration struct {
-	MaxDowntime   time.Duration `mapstructure:"max_downtime"`    // the guest's pause at switch-over
-	BandwidthMiBs int           `mapstructure:"bandwidth_mibs"`  // 0: unlimited
-	AutoConverge  bool          `mapstructure:"auto_converge"`   // throttle vCPUs that dirty faster than the link
+	MaxDowntime   time.Duration `mapstructure:"max_downtime"`   // the guest's pause at switch-over
+	BandwidthMiBs int           `mapstructure:"bandwidth_mibs"` // 0: unlimited
+	AutoConverge  bool          `mapstructure:"auto_converge"`  // throttle vCPUs that dirty faster than the link
+	// TLS encrypts the guest's memory on its way between the hypervisors' QEMUs (libvirt's
+	// --tls; qemu.conf migrate_tls_x509_cert_dir on every hypervisor).
+	TLS           bool          `mapstructure:"tls"`
 	PostCopyAfter time.Duration `mapstructure:"post_copy_after"` // 0: never switch to post-copy
 	// PostCopyWhenStuck switches to post-copy as soon as pre-copy cannot converge (the guest
 	// dirties memory about as fast as it is sent, or the data left stops shrinking).

@@ -33,6 +33,10 @@ type MigrateOptions struct {
 	// switches to post-copy so it finishes on the destination.
 	Deadline   time.Duration
 	OnDeadline string
+	// TLS encrypts the memory stream between the two QEMUs (libvirt's --tls): both hypervisors
+	// need QEMU's certificates (qemu.conf migrate_tls_x509_cert_dir) and the destination's must
+	// name the host of URI.
+	TLS bool
 	// Progress, if set, is called from a separate goroutine about every ProgressInterval.
 	Progress         func(Progress)
 	ProgressInterval time.Duration // default 250 ms
@@ -98,6 +102,9 @@ func (c *Conn) MigrateLive(ctx context.Context, name string, dst *Conn, opts Mig
 		}
 		if opts.AutoConverge {
 			flags |= libvirt.MIGRATE_AUTO_CONVERGE
+		}
+		if opts.TLS {
+			flags |= libvirt.MIGRATE_TLS
 		}
 		if opts.PostCopyAfter > 0 || opts.PostCopyWhenStuck || opts.OnDeadline == DeadlinePostCopy {
 			flags |= libvirt.MIGRATE_POSTCOPY // enables the switch; pre-copy runs first either way

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -145,6 +146,57 @@ func TestTestbedPostCopyWhenStuck(t *testing.T) {
 	}
 	if d := find(t, ctx, c2, name); d == nil || !d.Running() {
 		t.Fatalf("not running on the destination after post-copy: %+v", d)
+	}
+	n, _ := waitHeartbeat(t, serial, 0, time.Second)
+	waitHeartbeat(t, serial, n+2, 15*time.Second)
+}
+
+// With TLS the memory stream between the QEMUs is encrypted with the hypervisors' certificates
+// (qemu.conf migrate_tls_x509_cert_dir): while the transfer runs, the source QEMU's migration
+// parameters name libvirt's TLS credentials object; the guest arrives and lives on.
+func TestTestbedMigrateTLS(t *testing.T) {
+	cfg := testenv.Config(t)
+	c1, c2 := connect(t, cfg, cfg.Hypervisors[0]), connect(t, cfg, cfg.Hypervisors[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	name, serial := startGuest(t, ctx, []*virt.Conn{c1, c2}, 256, "dirty_mb=32 dirty_rate=16")
+	waitHeartbeat(t, serial, 2, 90*time.Second)
+
+	// the source QEMU's migration parameters, read through libvirt while the transfer runs
+	var creds atomic.Value
+	creds.Store("")
+	watching, stop := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watching)
+		for {
+			out, _ := exec.CommandContext(ctx, "virsh", "-q", "-c", cfg.Hypervisors[0].URI,
+				"qemu-monitor-command", name, "--hmp", "info migrate_parameters").CombinedOutput()
+			for _, line := range strings.Split(string(out), "\n") {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(line), "tls-creds:"); ok && strings.Trim(strings.TrimSpace(v), "'\"") != "" {
+					creds.Store(strings.TrimSpace(v))
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	res, err := c1.MigrateLive(ctx, name, c2, virt.MigrateOptions{URI: cfg.Hypervisors[1].MigrationURI, MaxDowntime: 50 * time.Millisecond,
+		BandwidthMiBs: 48, TLS: true}) // 256 MiB at 48 MiB/s: several seconds of transfer to watch
+	close(stop)
+	<-watching
+	if err != nil {
+		t.Fatalf("TLS migration: %v", err)
+	}
+	t.Logf("TLS migration: wall %v, qemu %v, downtime %v, %d MiB sent; source QEMU's tls-creds %s",
+		res.Wall.Round(time.Millisecond), res.Elapsed, res.Downtime, res.DataProcessed>>20, creds.Load())
+	if c := creds.Load().(string); !strings.Contains(c, "tls") {
+		t.Errorf("the source QEMU's migration parameters never named TLS credentials during the transfer (saw %q)", c)
+	}
+	if d := find(t, ctx, c2, name); d == nil || !d.Running() {
+		t.Fatalf("not running on %s after the TLS migration: %+v", c2.Name(), d)
 	}
 	n, _ := waitHeartbeat(t, serial, 0, time.Second)
 	waitHeartbeat(t, serial, n+2, 15*time.Second)

@@ -48,8 +48,9 @@ libvirt_pki_cert() {
   chmod 600 "$d/$name-key.pem"
 }
 
-# libvirt_pki: the testbed's CA, a server certificate per hypervisor (its address and name as
-# subject alternative names) and drover's client certificate; made once, remade when a
+# libvirt_pki: the testbed's CA, a certificate per hypervisor (its address and name as subject
+# alternative names; libvirtd's server certificate, and QEMU's for TLS migrations, where each
+# side is server or client) and drover's client certificate; made once, remade when a
 # hypervisor's address changed. libvirtd accepts only clients with drover's certificate.
 libvirt_pki() {
   local hv d ca=$TB_PKI_DIR/ca t
@@ -65,15 +66,22 @@ libvirt_pki() {
   fi
   for hv in "${TB_HVS[@]}"; do
     d=$TB_PKI_DIR/$hv
-    [ -s "$d/servercert.pem" ] && [ "$(cat "$d/address" 2>/dev/null)" = "${TB_HV_ADDR[$hv]}" ] && continue
-    mkdir -p "$d"
-    libvirt_pki_cert "$d" server "$hv" "basicConstraints = critical, CA:FALSE
+    if [ ! -s "$d/servercert.pem" ] || [ "$(cat "$d/address" 2>/dev/null)" != "${TB_HV_ADDR[$hv]} server+client" ]; then
+      mkdir -p "$d"
+      libvirt_pki_cert "$d" server "$hv" "basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
+extendedKeyUsage = serverAuth, clientAuth
 subjectAltName = IP:${TB_HV_ADDR[$hv]}, DNS:$hv"
-    mv "$d/server.pem" "$d/servercert.pem" && mv "$d/server-key.pem" "$d/serverkey.pem"
-    echo "${TB_HV_ADDR[$hv]}" >"$d/address"
-    tb_log "libvirt: TLS certificate for $hv (${TB_HV_ADDR[$hv]})"
+      mv "$d/server.pem" "$d/servercert.pem" && mv "$d/server-key.pem" "$d/serverkey.pem"
+      echo "${TB_HV_ADDR[$hv]} server+client" >"$d/address"
+      tb_log "libvirt: TLS certificate for $hv (${TB_HV_ADDR[$hv]})"
+    fi
+    # QEMU's names for the same files (qemu.conf migrate_tls_x509_cert_dir)
+    mkdir -p "$d/qemu"
+    cp "$ca/cacert.pem" "$d/qemu/ca-cert.pem"
+    for role in server client; do
+      cp "$d/servercert.pem" "$d/qemu/$role-cert.pem" && cp "$d/serverkey.pem" "$d/qemu/$role-key.pem"
+    done
   done
   d=$TB_PKI_DIR/client
   if [ ! -s "$d/clientcert.pem" ]; then
@@ -121,6 +129,8 @@ migration_address = "$addr"
 migration_host = "$addr"
 migration_port_min = $pmin
 migration_port_max = $pmax
+migrate_tls_x509_cert_dir = "$TB_PKI_DIR/$hv/qemu"
+migrate_tls_x509_verify = 1
 CONF
   {
     echo "127.0.0.1 localhost"
