@@ -292,7 +292,7 @@ libvirt_status() {
       rc=1
     else
       doms=$(libvirt_virsh "$hv" list --name 2>/dev/null | grep -c . || true)
-      tb_status_line "libvirt $hv" up "pid $(cat "$pf"), $(libvirt_uri "$hv"), $doms running domain(s)"
+      tb_status_line "libvirt $hv" up "pid $(cat "$pf"), drover: qemu+tls://${TB_HV_ADDR[$hv]}:$TB_LIBVIRT_TLS_PORT (CA and certificates in $TB_PKI_DIR), scripts: $(libvirt_uri "$hv"), $doms running domain(s)"
     fi
   done
   if [ -s "$TB_GUEST_DIR/out/build-info" ]; then
