@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/drover-hpc/drover/internal/config"
@@ -159,8 +160,9 @@ func (w watcher) run(ctx context.Context) Verification {
 				if !cpuOK {
 					return fail("the guest used no CPU time on %s in %v: it is hung", w.dst, since(start))
 				}
-				return fail("the guest wrote nothing to its console (%s) in %v on %s, though its vCPUs ran (guests that "+
-					"print nothing for long need migration.quiet_console: true)", w.console.path, since(start), w.dst)
+				return fail("the guest wrote nothing to its console (%s) in %v on %s, though its vCPUs ran (its last line "+
+					"before: %q; guests that print nothing for long need migration.quiet_console: true)",
+					w.console.path, since(start), w.dst, w.console.lastLine())
 			}
 		}
 		t := time.NewTimer(w.interval)
@@ -243,4 +245,24 @@ func (c *console) poll() error {
 	}
 	c.tail = append([]byte(nil), text...)
 	return nil
+}
+
+// lastLine is the last complete line the console log held when watching began ("" if none), for
+// a report of a silent guest: what it said last tells a hung workload from a quiet one.
+func (c *console) lastLine() string {
+	f, err := os.Open(c.path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	from := max(0, c.offset-512)
+	b := make([]byte, c.offset-from)
+	n, _ := f.ReadAt(b, from)
+	b = bytes.TrimRight(b[:n], "\r\n")
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	} else if from > 0 {
+		return "" // a line longer than what was read
+	}
+	return strings.TrimSpace(string(b))
 }

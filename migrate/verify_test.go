@@ -122,7 +122,7 @@ func TestWatcherConsole(t *testing.T) {
 		w := w
 		w.console = openConsole(newLog("silent.log"))
 		v := w.run(context.Background())
-		if v.Passed || !strings.Contains(v.Problem, "wrote nothing to its console") {
+		if v.Passed || !strings.Contains(v.Problem, "wrote nothing to its console") || !strings.Contains(v.Problem, `its last line before: "HB 2 up=2"`) {
 			t.Fatalf("verification = %+v; want a silent-console failure", v)
 		}
 	})
