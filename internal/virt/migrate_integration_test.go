@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-hpc/drover/internal/config"
 	"github.com/drover-hpc/drover/internal/testenv"
 	"github.com/drover-hpc/drover/internal/virt"
 )
@@ -47,13 +48,31 @@ func startGuest(t *testing.T, ctx context.Context, conns []*virt.Conn, memMiB in
 	return name, serial
 }
 
-func TestTestbedMigrateLive(t *testing.T) {
+// migrationGuest is a heartbeat guest started on hv1 with connections to both hypervisors and a
+// context that ends after the test's timeout.
+type migrationGuest struct {
+	cfg          *config.Config
+	c1, c2       *virt.Conn
+	ctx          context.Context
+	name, serial string
+}
+
+// newMigrationGuest starts the guest and waits for two heartbeats.
+func newMigrationGuest(t *testing.T, timeout time.Duration, memMiB int, cmdline string) migrationGuest {
+	t.Helper()
 	cfg := testenv.Config(t)
-	c1, c2 := connect(t, cfg, cfg.Hypervisors[0]), connect(t, cfg, cfg.Hypervisors[1])
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	name, serial := startGuest(t, ctx, []*virt.Conn{c1, c2}, 256, "dirty_mb=64 dirty_rate=32")
-	waitHeartbeat(t, serial, 2, 90*time.Second)
+	g := migrationGuest{cfg: cfg, c1: connect(t, cfg, cfg.Hypervisors[0]), c2: connect(t, cfg, cfg.Hypervisors[1])}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	g.ctx = ctx
+	g.name, g.serial = startGuest(t, ctx, []*virt.Conn{g.c1, g.c2}, memMiB, cmdline)
+	waitHeartbeat(t, g.serial, 2, 90*time.Second)
+	return g
+}
+
+func TestTestbedMigrateLive(t *testing.T) {
+	g := newMigrationGuest(t, 4*time.Minute, 256, "dirty_mb=64 dirty_rate=32")
+	cfg, c1, c2, ctx, name, serial := g.cfg, g.c1, g.c2, g.ctx, g.name, g.serial
 
 	if _, err := c1.MigrateLive(ctx, name, c1, virt.MigrateOptions{}); err == nil {
 		t.Fatal("migration to the same hypervisor succeeded")
@@ -113,13 +132,9 @@ func TestTestbedMigrateLive(t *testing.T) {
 // guest lives on. With a deadline and the abort action, the same migration is cancelled at the
 // deadline and the guest stays on the source.
 func TestTestbedPostCopyWhenStuck(t *testing.T) {
-	cfg := testenv.Config(t)
-	c1, c2 := connect(t, cfg, cfg.Hypervisors[0]), connect(t, cfg, cfg.Hypervisors[1])
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
 	// 64 MiB dirtied at 48 MiB/s over a 16 MiB/s link
-	name, serial := startGuest(t, ctx, []*virt.Conn{c1, c2}, 256, "dirty_mb=64 dirty_rate=48")
-	waitHeartbeat(t, serial, 2, 90*time.Second)
+	g := newMigrationGuest(t, 4*time.Minute, 256, "dirty_mb=64 dirty_rate=48")
+	cfg, c1, c2, ctx, name, serial := g.cfg, g.c1, g.c2, g.ctx, g.name, g.serial
 
 	_, err := c1.MigrateLive(ctx, name, c2, virt.MigrateOptions{
 		URI: cfg.Hypervisors[1].MigrationURI, BandwidthMiBs: 16, MaxDowntime: 50 * time.Millisecond,
@@ -155,12 +170,8 @@ func TestTestbedPostCopyWhenStuck(t *testing.T) {
 // (qemu.conf migrate_tls_x509_cert_dir): while the transfer runs, the source QEMU's migration
 // parameters name libvirt's TLS credentials object; the guest arrives and lives on.
 func TestTestbedMigrateTLS(t *testing.T) {
-	cfg := testenv.Config(t)
-	c1, c2 := connect(t, cfg, cfg.Hypervisors[0]), connect(t, cfg, cfg.Hypervisors[1])
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	name, serial := startGuest(t, ctx, []*virt.Conn{c1, c2}, 256, "dirty_mb=32 dirty_rate=16")
-	waitHeartbeat(t, serial, 2, 90*time.Second)
+	g := newMigrationGuest(t, 3*time.Minute, 256, "dirty_mb=32 dirty_rate=16")
+	cfg, c1, c2, ctx, name, serial := g.cfg, g.c1, g.c2, g.ctx, g.name, g.serial
 
 	// the source QEMU's migration parameters, read through libvirt while the transfer runs
 	var creds atomic.Value
