@@ -54,8 +54,8 @@ type benchAgentResult struct {
 
 // rssParts splits a process's resident pages (KiB) by what they map.
 type rssParts struct {
-	Binary    int64 `json:"binary"`    // clean pages of the executable's file
-	Libraries int64 `json:"libraries"` // clean pages of shared-library files (*.so*)
+	Binary    int64 `json:"binary"`    // pages of the executable's file (not copied-on-write)
+	Libraries int64 `json:"libraries"` // pages of shared-library files (*.so*), likewise
 	Libs      int   `json:"library_count"`
 	Other     int64 `json:"other"` // anonymous memory and dirty private copies
 }
@@ -79,11 +79,13 @@ func readRSSParts(pid int) (rssParts, error) {
 	return p, nil
 }
 
-// parseRSSParts reads smaps text; exe is the executable's path.
+// parseRSSParts reads smaps text; exe is the executable's path. A file mapping's Rss goes to
+// the executable or the libraries, less its Anonymous (copied-on-write) pages, which go to Other
+// with every other mapping's Rss.
 func parseRSSParts(r io.Reader, exe string) (rssParts, error) {
 	var p rssParts
 	libs := map[string]bool{}
-	path := ""
+	var file *int64 // the current mapping's bucket when it maps the executable or a library
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
@@ -91,9 +93,12 @@ func parseRSSParts(r io.Reader, exe string) (rssParts, error) {
 			continue
 		}
 		if !strings.HasSuffix(fs[0], ":") { // a mapping's header: range perms offset dev inode [path]
-			path = ""
-			if len(fs) >= 6 {
-				path = fs[5]
+			file = nil
+			if len(fs) >= 6 && fs[5] == exe {
+				file = &p.Binary
+			} else if len(fs) >= 6 && strings.Contains(fs[5], ".so") {
+				file = &p.Libraries
+				libs[fs[5]] = true
 			}
 			continue
 		}
@@ -104,23 +109,14 @@ func parseRSSParts(r io.Reader, exe string) (rssParts, error) {
 		if err != nil {
 			return p, fmt.Errorf("%s %q: %w", fs[0], fs[1], err)
 		}
-		if fs[0] == "Anonymous:" { // counted in Rss above; moved from the file to Other
-			n = -n
-		}
 		switch {
-		case path == exe:
-			p.Binary += n
-		case strings.Contains(path, ".so"):
-			p.Libraries += n
-			libs[path] = true
-		default:
-			if n > 0 { // Rss; its Anonymous is inside it
-				p.Other += n
-			}
-			continue
-		}
-		if n < 0 {
-			p.Other -= n
+		case file == nil && fs[0] == "Rss:":
+			p.Other += n
+		case file != nil && fs[0] == "Rss:":
+			*file += n
+		case file != nil: // Anonymous: inside the Rss above
+			*file -= n
+			p.Other += n
 		}
 	}
 	p.Libs = len(libs)

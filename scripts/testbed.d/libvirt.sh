@@ -20,7 +20,7 @@ TB_GUEST_DIR=$TB_DIR/guest               # out/{vmlinuz,initramfs.cpio.gz,build-
 TB_LIBVIRT_WAIT=${DROVER_TB_LIBVIRT_WAIT:-30}  # seconds a libvirtd gets to answer
 
 TB_PKI_DIR=$TB_LIBVIRT_DIR/pki          # ca/, <hv>/ (server), client/ (drover's ?pkipath=)
-TB_PKI_CLIENT_DN="O=drover testbed,CN=drover"
+TB_PKI_CLIENT_DN="O=drover testbed,CN=drover"   # as virt-pki-query-dn prints it, which libvirtd matches
 
 libvirt_uri() { echo "qemu+tcp://${TB_HV_ADDR[$1]}:$TB_LIBVIRT_PORT/system"; }
 # libvirt_tls_uri HV: what drover uses: TLS, the server's certificate checked against the testbed's
@@ -107,7 +107,7 @@ tls_port = "$TB_LIBVIRT_TLS_PORT"
 ca_file = "$TB_PKI_DIR/ca/cacert.pem"
 cert_file = "$TB_PKI_DIR/$hv/servercert.pem"
 key_file = "$TB_PKI_DIR/$hv/serverkey.pem"
-tls_allowed_dn_list = ["$TB_PKI_CLIENT_DN", "$(echo "$TB_PKI_CLIENT_DN" | awk -F, '{print $2 "," $1}')"]
+tls_allowed_dn_list = ["$TB_PKI_CLIENT_DN"]
 listen_tcp = 1
 listen_addr = "$addr"
 tcp_port = "$TB_LIBVIRT_PORT"
